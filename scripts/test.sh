@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test command: installs what is missing, then runs lint and the whole test suite.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k text -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+VENV="${VNA_VENV:-.venv}"
+"$VENV/bin/ruff" check bot connectors tests scripts
+"$VENV/bin/python" -m pytest "$@"
