@@ -1,0 +1,116 @@
+"""Command line: `python -m bot ask|serve|build-index|eval` (see README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings imported lazily to keep --help fast
+    from bot.config import Settings
+
+    return Settings()
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.engine import ConversationState
+    from bot.service import Assistant
+
+    assistant = Assistant(_settings(args), progress=True)
+    if args.batch:
+        lines = Path(args.batch).read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in lines:
+            if not line.strip():
+                continue
+            reply, _ = assistant.ask(line)  # a fresh conversation per question
+            print(json.dumps(reply.contract(), ensure_ascii=False), flush=True)
+        return 0
+    question = " ".join(args.question)
+    if question:
+        reply, _ = assistant.ask(question)
+        print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else reply.reply)
+        return 0
+    # Interactive chat: state carries over between turns, as in a conversation.
+    state = ConversationState()
+    print("Trợ lý thủ tục hành chính — gõ câu hỏi, Enter để gửi, Ctrl+D hoặc 'thoát' để kết thúc.")
+    while True:
+        try:
+            line = input("Bạn: ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if line.strip().lower() in {"thoát", "thoat", "exit", "quit"}:
+            return 0
+        if not line.strip():
+            continue
+        reply, state = assistant.ask(line, state)
+        print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else f"Trợ lý: {reply.reply}\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.api import create_app
+    from bot.service import Assistant
+
+    settings = _settings(args)
+    assistant = Assistant(settings, progress=True)  # builds the index first, with a progress bar
+    app = create_app(settings, assistant)
+    # ws="none": the API has no websocket route, and uvicorn's websocket module does not import with the
+    # websockets 10.4 that rasa's sanic pins (docs/architecture.md, "Dependencies").
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, ws="none")
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from bot.retrieval.index import build_index
+
+    manifest = build_index(_settings(args), progress=True)
+    print(json.dumps(manifest, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.eval import run_eval
+
+    return run_eval(_settings(args), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Vietnamese administrative procedure assistant")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question (no question: interactive chat)")
+    ask.add_argument("question", nargs="*")
+    ask.add_argument("--json", action="store_true", help="print the JSON contract instead of the reply text")
+    ask.add_argument("--batch", metavar="FILE", help="with --json: one question per line, one JSON object per line")
+    ask.set_defaults(func=cmd_ask)
+
+    serve = sub.add_parser("serve", help="HTTP API on --port (default 8000)")
+    serve.add_argument("--host", default=os.environ.get("VNA_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("VNA_PORT", "8000")))
+    serve.set_defaults(func=cmd_serve)
+
+    build = sub.add_parser("build-index", help="(re)build the knowledge index")
+    build.set_defaults(func=cmd_build_index)
+
+    ev = sub.add_parser("eval", help="evaluate on the development set (eval/devset)")
+    ev.add_argument("--modes", default="lexical,dense,hybrid")
+    ev.add_argument("--devset", default="eval/devset")
+    ev.add_argument("--report", metavar="FILE", help="also write the markdown table to FILE")
+    ev.add_argument("--errors", metavar="FILE", help="write every miss as JSON lines to FILE")
+    ev.set_defaults(func=cmd_eval)
+
+    args = parser.parse_args(argv)
+    if args.command == "ask" and args.batch and not args.json:
+        parser.error("--batch needs --json")
+    logging.basicConfig(level=os.environ.get("VNA_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""What a question asks about a procedure: documents, fee, time, where, steps, conditions, legal basis, online.
+
+Patterns run on diacritic-folded text, so "lệ phí bao nhiêu" and "le phi bao nhieu" are the same question.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from bot.text.vietnamese import fold
+
+Aspect = Literal["documents", "fee", "time", "where", "steps", "conditions", "legal_basis", "online", "general"]
+
+ASPECTS: tuple[Aspect, ...] = ("documents", "fee", "time", "where", "steps", "conditions", "legal_basis", "online")
+
+_PATTERNS: dict[Aspect, str] = {
+    "documents": r"giay to|ho so|can (co |mang |chuan bi |nop )?(nhung )?(gi|j)\b|mang (theo )?(nhung )?(gi|j)\b"
+    r"|chuan bi (nhung )?(gi|j)|thanh phan|to khai|mau don|nhung gi|(can|mang) nhung|giay gi",
+    "fee": r"\b(le phi|phi|chi phi|bao nhieu tien|mat bao nhieu tien|het bao nhieu|ton bao nhieu|ton tien"
+    r"|mat tien|tien (le )?phi|mien phi|bao nhieu (d|dong|k|nghin|ngan))\b|\bphi (gi|j|bao nhieu)",
+    "time": r"\b(bao lau|may ngay|bao nhieu ngay|thoi gian|thoi han|mat may|lau (khong|ko|k)\b|bao gio (co|nhan|xong|lay)"
+    r"|khi nao (co|nhan|xong|lay)|may hom|may tuan|bao nhieu lau|nhanh (khong|ko)|trong bao lau)",
+    "where": r"\b(o dau|cho nao|noi nao|co quan nao|don vi nao|dia chi|di dau|den dau|tai dau|o cho nao|nop dau"
+    r"|lam dau|ai (giai quyet|cap|lam)|dau (de )?(lam|nop))\b",
+    "steps": r"\b(cac buoc|trinh tu|quy trinh|the nao|nhu the nao|ntn|ra sao|cach (lam|thuc|nao)|huong dan"
+    r"|lam sao|bat dau tu dau|buoc nao)\b",
+    "conditions": r"\b(dieu kien|ai (thi |moi )?duoc|yeu cau gi|doi tuong nao|co du dieu kien|tieu chuan)\b",
+    "legal_basis": r"\b(can cu|luat nao|nghi dinh|thong tu|van ban (nao|phap ly)|quy dinh (o|tai) dau|co so phap ly"
+    r"|quy dinh nao|theo luat)\b",
+    "online": r"\b(online|onl|truc tuyen|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tu xa|qua buu dien"
+    r"|buu chinh|nop mang|tren app|qua app|dien tu)\b",
+}
+_COMPILED = {aspect: re.compile(pattern) for aspect, pattern in _PATTERNS.items()}
+
+
+def detect_aspects(text: str) -> list[Aspect]:
+    """Aspects asked, in the order they appear in the question; ["general"] when none is recognisable."""
+    folded = fold(text)
+    found: list[tuple[int, Aspect]] = []
+    for aspect, regex in _COMPILED.items():
+        match = regex.search(folded)
+        if match:
+            found.append((match.start(), aspect))
+    # "thủ tục như thế nào" asks for the steps only when nothing more specific was asked.
+    if len(found) > 1:
+        found = [f for f in found if f[1] != "steps"] or found
+    return [aspect for _, aspect in sorted(found)] or ["general"]
+
+
+def aspect_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans (in folded text) of every aspect phrase; used to tell a bare follow-up from a new question."""
+    folded = fold(text)
+    return [m.span() for regex in _COMPILED.values() for m in regex.finditer(folded)]

@@ -1,0 +1,54 @@
+"""Settings in one typed object, read from the environment (prefix VNA_) or a .env file.
+
+Embedded defaults need no service: SQLite under var/, on-disk indexes, the bundled embedding model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "vnassist"
+
+
+class Settings(BaseSettings):
+    """Every knob of the assistant; see docs/operations.md for what each one is for."""
+
+    model_config = SettingsConfigDict(env_prefix="VNA_", env_file=".env", extra="ignore")
+
+    knowledge_dir: Path = PROJECT_DIR / "knowledge"
+    data_dir: Path = PROJECT_DIR / "var"
+    index_dir: Path | None = None  # default: data_dir / "index"
+    cache_dir: Path = Field(default_factory=_default_cache_dir)  # built models live here, shared between clones
+    database_url: str | None = None  # default: sqlite:///<data_dir>/assistant.db
+
+    embedding_model: str = "bundled:multilingual-e5-small"
+    embedding_quantize: bool = True
+
+    max_input_chars: int = 2000  # longer messages are refused with a clear reply (HTTP 413 for larger bodies)
+    # Index only procedures of these domains (linh_vuc, exact names); empty = all. A ward that serves a few
+    # domains, or a test that needs a small real index, sets it (JSON list in the environment).
+    procedure_domains: list[str] = []
+
+    portal_url: str = "https://dichvucong.gov.vn"
+    hotline: str = "1800 1096"  # national public service portal hotline; operators set their own
+
+    @property
+    def resolved_index_dir(self) -> Path:
+        return self.index_dir or self.data_dir / "index"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

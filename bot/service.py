@@ -1,0 +1,46 @@
+"""The assistant as one object: loads the index and the model once, answers questions for sessions.
+
+The CLI, the HTTP API and (later) the channels all go through `Assistant`, so they behave identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from bot.config import Settings
+from bot.conversation import ConversationStore
+from bot.engine import ConversationState, Engine, Mode, Reply
+from bot.retrieval.embedding_model import load_encoder
+from bot.retrieval.index import ensure_index
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    def __init__(self, settings: Settings, progress: bool = True, store: ConversationStore | None = None) -> None:
+        self.settings = settings
+        encoder = load_encoder(settings.embedding_model, settings.cache_dir, quantize=settings.embedding_quantize)
+        index = ensure_index(settings, encoder=encoder, progress=progress)
+        self.engine = Engine(index, encoder, settings)
+        self.store = store or ConversationStore(settings.resolved_database_url)
+        # The engine's CPU work (tokenising, one small transformer pass) is done under one lock per
+        # process: two cores serve many connections better with one inference at a time than with
+        # every request thread fighting over them (see docs/benchmarks.md).
+        self._lock = threading.Lock()
+
+    def ask(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> tuple[
+        Reply, ConversationState
+    ]:
+        with self._lock:
+            return self.engine.answer(text, state, mode)
+
+    def chat(self, session_id: str, text: object, channel: str = "api") -> Reply:
+        """One turn of a stored conversation."""
+        started = time.perf_counter()
+        state = self.store.load(session_id)
+        reply, new_state = self.ask(text, state)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.store.record(session_id, channel, reply, new_state, latency_ms)
+        return reply

@@ -1,0 +1,199 @@
+"""Benchmark POST /api/chat under 1, 20 and 50 concurrent clients, plus a full index build.
+
+Starts `python -m bot serve` on a free port (or uses --url), sends the development questions in closed loops
+(each client waits for its answer before sending the next, one session per client), and reports p50/p95
+latency, throughput and the server's peak RSS. The load generator runs on the same 2-core machine and
+takes some of its CPU: figures are conservative for a server with the machine to itself.
+
+    .venv/bin/python scripts/benchmark.py --report docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _questions() -> list[str]:
+    out = []
+    for name in ("procedure_questions.jsonl", "plan_questions.jsonl", "out_of_scope.jsonl"):
+        path = ROOT / "eval" / "devset" / name
+        if path.exists():
+            out += [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of the server process (and its children), sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def current(self) -> int:
+        procs = [self.proc, *self.proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs if p.is_running())
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.current())
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+
+async def _client(client: httpx.AsyncClient, url: str, cid: int, questions: list[str], deadline: float,
+                  per_client: int, latencies: list[float], errors: list[str]) -> None:
+    for i in range(per_client):
+        if time.perf_counter() > deadline:
+            return
+        text = questions[(cid * 7 + i) % len(questions)]
+        started = time.perf_counter()
+        try:
+            r = await client.post(f"{url}/api/chat", json={"session_id": f"bench-{cid}", "text": text})
+            if r.status_code != 200:
+                errors.append(f"HTTP {r.status_code}")
+                continue
+        except httpx.HTTPError as exc:
+            errors.append(type(exc).__name__)
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+
+
+async def run_level(url: str, concurrency: int, questions: list[str], requests: int, max_seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    per_client = max(1, requests // concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        # warm-up: every connection once, not measured
+        await asyncio.gather(*(client.post(f"{url}/api/chat", json={"session_id": f"warm-{c}", "text": "xin chào"})
+                               for c in range(concurrency)))
+        started = time.perf_counter()
+        deadline = started + max_seconds
+        await asyncio.gather(*(_client(client, url, c, questions, deadline, per_client, latencies, errors)
+                               for c in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))] if latencies else 0.0
+
+    return {"concurrency": concurrency, "requests": len(latencies), "errors": len(errors),
+            "p50_ms": pct(0.5), "p95_ms": pct(0.95), "throughput_rps": len(latencies) / elapsed if elapsed else 0.0}
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None, timeout: float = 900) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit("server did not become healthy")
+
+
+def measure_build(env: dict[str, str]) -> dict:
+    """A full index build (all procedures + plan passages) into a fresh folder; the embedding model itself
+    is built once per machine and cached, so it is not part of this figure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "bot", "build-index"], cwd=ROOT, check=True, capture_output=True,
+                             text=True, env=env | {"VNA_INDEX_DIR": str(Path(tmp) / "index")})
+        wall = time.perf_counter() - started
+    manifest = json.loads(out.stdout)
+    return {"wall_seconds": wall, "documents": manifest["documents"], "procedures": manifest["procedures"],
+            "plan_passages": manifest["plan_passages"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="benchmark a running server instead of starting one")
+    parser.add_argument("--levels", default="1,20,50")
+    parser.add_argument("--requests", type=int, default=600, help="requests per level (closed loop)")
+    parser.add_argument("--max-seconds", type=float, default=90, help="stop a level after this long")
+    parser.add_argument("--skip-build", action="store_true", help="do not measure the full index build")
+    parser.add_argument("--report", help="write the markdown section to this file")
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    build = None if args.skip_build else measure_build(env)
+
+    proc = None
+    url = args.url
+    if not url:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(url, proc)
+        sampler = RssSampler(proc.pid) if proc else None
+        if sampler:
+            sampler.start()
+        idle_rss = sampler.current() if sampler else 0
+        questions = _questions()
+        rows = [asyncio.run(run_level(url, int(c), questions, args.requests, args.max_seconds))
+                for c in args.levels.split(",")]
+        if sampler:
+            sampler.running = False
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(30)
+
+    lines = [
+        "| concurrent clients | requests | errors | p50 (ms) | p95 (ms) | throughput (req/s) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
+                     f"| {r['throughput_rps']:.1f} |")
+    lines.append("")
+    if proc:
+        lines.append(f"Server RSS: {idle_rss / 2**20:.0f} MiB after start-up, peak {sampler.peak / 2**20:.0f} MiB "
+                     "under load.")
+    if build:
+        lines.append(f"Full index build ({build['procedures']} procedures + {build['plan_passages']} plan passages = "
+                     f"{build['documents']} documents): {build['wall_seconds']:.0f} s wall-clock, including process "
+                     "start-up and model load.")
+    lines.append(f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
+                 f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}; "
+                 f"{len(questions)} distinct questions from eval/devset, one session per client.")
+    table = "\n".join(lines)
+    print(table)
+    if args.report:
+        Path(args.report).write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

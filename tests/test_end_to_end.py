@@ -1,0 +1,56 @@
+"""One full end-to-end run on the whole knowledge base: build every index from all 2,849 procedures and
+the five plans, then answer the README's question in the terminal and over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import run_bot
+
+
+@pytest.mark.slow
+def test_full_knowledge_base_answers_the_readme_question(tmp_path: Path, env_for, project_dir: Path) -> None:  # noqa: ANN001
+    env = dict(env_for, VNA_DATA_DIR=str(tmp_path), VNA_PROCEDURE_DOMAINS="[]")
+    build = run_bot(["build-index"], env, project_dir)
+    assert build.returncode == 0, build.stderr
+    manifest = json.loads(build.stdout)
+    assert manifest["procedures"] == 2849
+    assert manifest["plan_passages"] > 100
+
+    out = run_bot(["ask", "--json", "lam lai cccd o dau"], env, project_dir)
+    body = json.loads(out.stdout)
+    assert body["sources"][0]["id"] == "1.014064"
+    assert body["sources"][0]["url"] in body["reply"]
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=project_dir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        r = httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"session_id": "e2e", "text": "lam lai cccd o dau"},
+                       timeout=30)
+        assert r.status_code == 200
+        assert r.json()["sources"][0]["id"] == "1.014064"
+        follow = httpx.post(f"http://127.0.0.1:{port}/api/chat",
+                            json={"session_id": "e2e", "text": "con le phi thi sao"}, timeout=30).json()
+        assert follow["sources"][0]["id"] == "1.014064"
+        assert follow["intent"] == "ask_fee"
+    finally:
+        server.terminate()
+        server.wait(30)
