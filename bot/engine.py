@@ -32,7 +32,13 @@ CANDIDATES = 60  # per channel, before fusion
 MAX_ALTERNATIVES = 3
 # Below this fused score the engine does not answer but offers the closest procedures. Chosen from the score
 # distributions of in-scope and off-topic development questions (docs/evaluation.md, "Confidence gate").
-CONFIDENT_SCORE = 0.6
+CONFIDENT_SCORE = 0.65
+# Fusion weights (normalised BM25, normalised dense similarity, question coverage, title precision), chosen on the
+# development set (docs/evaluation.md).
+HYBRID_LEXICAL = 0.5
+HYBRID_DENSE = 0.2
+COVERAGE_WEIGHT = 0.15
+PRECISION_WEIGHT = 0.3
 UNKNOWN_WORD_PENALTY = 1.0
 
 # Words that carry no topic: a message made only of these (plus aspect phrases) is a follow-up on the
@@ -207,7 +213,8 @@ class Engine:
                 cosines[int(i)] = float(s)
         if not pool:
             return []
-        weights = {"hybrid": (0.35, 0.35), "lexical": (0.7, 0.0), "dense": (0.0, 0.7)}[mode]
+        weights = {"hybrid": (HYBRID_LEXICAL, HYBRID_DENSE), "lexical": (HYBRID_LEXICAL + HYBRID_DENSE, 0.0),
+                   "dense": (0.0, HYBRID_LEXICAL + HYBRID_DENSE)}[mode]
         prefer = VariantPreference.of(question)
         plan_cue = bool(_PLAN_CUES.search(fold(question)))
         coverage = self._coverage_fn(question)
@@ -223,7 +230,7 @@ class Engine:
             # is the one meant ("đăng ký khai sinh" over "đăng ký khai sinh cho người đã có hồ sơ, giấy tờ…").
             title = self._title_words[i]
             precision = len(title & asked) / len(title) if title else 0.0
-            score = weights[0] * lex_n + weights[1] * dense_n + 0.15 * cov + 0.15 * precision
+            score = weights[0] * lex_n + weights[1] * dense_n + COVERAGE_WEIGHT * cov + PRECISION_WEIGHT * precision
             # a number the citizen quotes ("tổng đài 1022", "nghị định 100") singles out the record that has it
             score += min(0.2, 0.1 * len(numbers & self._doc_tokens[i]))
             if doc.kind == "procedure":

@@ -14,6 +14,7 @@ from bot.conversation import ConversationStore
 from bot.engine import ConversationState, Engine, Mode, Reply
 from bot.retrieval.embedding_model import load_encoder
 from bot.retrieval.index import ensure_index
+from bot.text import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ class Assistant:
         encoder = load_encoder(settings.embedding_model, settings.cache_dir, quantize=settings.embedding_quantize)
         index = ensure_index(settings, encoder=encoder, progress=progress)
         self.engine = Engine(index, encoder, settings)
+        # Load the segmenter and run one question through every stage now, so /health only answers once the
+        # first citizen's question is as fast as the rest.
+        warm_up()
+        self.engine.answer("làm lại căn cước ở đâu")
         self.store = store or ConversationStore(settings.resolved_database_url)
         # The engine's CPU work (tokenising, one small transformer pass) is done under one lock per
         # process: two cores serve many connections better with one inference at a time than with
