@@ -10,17 +10,12 @@ import sys
 from pathlib import Path
 
 
-def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings imported lazily to keep --help fast
-    from bot.config import Settings
-
-    return Settings()
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
     from bot.engine import ConversationState
     from bot.service import Assistant
 
-    assistant = Assistant(_settings(args), progress=True)
+    assistant = Assistant(get_settings(), progress=True)
     if args.batch:
         lines = Path(args.batch).read_text(encoding="utf-8", errors="replace").splitlines()
         for line in lines:
@@ -55,9 +50,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.api import create_app
+    from bot.config import get_settings
     from bot.service import Assistant
 
-    settings = _settings(args)
+    settings = get_settings()
     assistant = Assistant(settings, progress=True)  # builds the index first, with a progress bar
     app = create_app(settings, assistant)
     # ws="none": the API has no websocket route, and uvicorn's websocket module does not import with the
@@ -67,17 +63,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
     from bot.retrieval.index import build_index
 
-    manifest = build_index(_settings(args), progress=True)
+    manifest = build_index(get_settings(), progress=True)
     print(json.dumps(manifest, ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
     from bot.eval import run_eval
 
-    return run_eval(_settings(args), args)
+    return run_eval(get_settings(), args)
 
 
 def main(argv: list[str] | None = None) -> int:
