@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,14 @@ class Settings(BaseSettings):
 
     embedding_model: str = "bundled:multilingual-e5-small"
     embedding_quantize: bool = True
+    # How questions are embedded on the chat path: "onnx" (the model exported once to ONNX Runtime; ~3 ms a
+    # question and no torch in the serving process) or "torch" (sentence-transformers). Passages are always
+    # embedded by sentence-transformers when the index is built.
+    embedding_runtime: Literal["onnx", "torch"] = "onnx"
+
+    # HTTP worker processes for `serve`; 0 = one per usable core. Each holds its own copy of the index
+    # (~0.5 GB RSS with the ONNX question encoder; docs/benchmarks.md).
+    workers: int = 0
 
     max_input_chars: int = 2000  # longer messages are refused with a clear reply (HTTP 413 for larger bodies)
     # Index only procedures of these domains (linh_vuc, exact names); empty = all. A ward that serves a few
@@ -39,6 +48,14 @@ class Settings(BaseSettings):
 
     portal_url: str = "https://dichvucong.gov.vn"
     hotline: str = "1800 1096"  # national public service portal hotline; operators set their own
+
+    @property
+    def resolved_workers(self) -> int:
+        if self.workers > 0:
+            return self.workers
+        import os
+
+        return max(1, len(os.sched_getaffinity(0)))
 
     @property
     def resolved_index_dir(self) -> Path:

@@ -14,15 +14,16 @@ from typing import Literal
 
 import numpy as np
 
-from bot.answer.aspects import Aspect, aspect_spans, detect_aspects
+from bot.answer.aspects import Aspect, blank_aspect_phrases, detect_aspects
 from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.scope import ScopeVerdict, classify_scope
-from bot.answer.variants import VariantPreference, base_title
+from bot.answer.variants import VariantPreference, VariantProfile, base_title
 from bot.config import Settings
 from bot.knowledge.models import Procedure
 from bot.retrieval.documents import SearchDoc
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
+from bot.retrieval.onnx_encoder import OnnxQueryEncoder
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import fold, has_diacritics, lexical_tokens, normalize, syllables
 
@@ -49,6 +50,12 @@ _FILLER = set(
     "mat bao nhieu lau gi j o dau nao ra may het ton phai nhu va voi cua thu tuc nay do kia ay di den tai nhung cac "
     "mot muon biet cai viec neu roi luon ah u uh vang da oi giup voi ve tren qua bang".split()
 )
+# Words that, in a message that asks an aspect, still do not name another procedure ("làm lại ở đâu?",
+# "mất bao lâu thì nhận được?", "có phải đến tận nơi không?").
+_FOLLOWUP_GENERIC = set(
+    "lai nhan tan noi hay theo mang moi trang gom ket qua xong truc tiep phai nua them gium dum ha ho sao roi "
+    "chuan bi giay to".split()
+)
 _PAREN_RE = re.compile(r"\([^)]*\)")
 _CHOICE_RE = re.compile(r"^(?:chon |lay |cai |so |phuong an |thu tuc |muc )*(?:thu |so )?(\d|mot|hai|ba|bon|nam)\b")
 _CHOICE_WORDS = {"mot": 1, "hai": 2, "ba": 3, "bon": 4, "nam": 5}
@@ -65,9 +72,7 @@ def _without_aspect_phrases(question: str) -> str:
     them ("… cho người đã có hồ sơ, giấy tờ cá nhân")."""
     if len(fold(question)) != len(question):  # spans are found on folded text; cut only when positions agree
         return question
-    kept = question
-    for start, end in sorted(aspect_spans(question), reverse=True):
-        kept = kept[:start] + " " + kept[end:]
+    kept = blank_aspect_phrases(question)
     return kept if _topic_words(kept) else question
 
 
@@ -137,7 +142,7 @@ class Candidate:
 
 
 class Engine:
-    def __init__(self, index: KnowledgeIndex, encoder: Encoder, settings: Settings, lexicon: Lexicon | None = None):
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder | OnnxQueryEncoder, settings: Settings, lexicon: Lexicon | None = None):
         self.index = index
         self.kb = index.kb
         self.encoder = encoder
@@ -147,6 +152,8 @@ class Engine:
         # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
         self._title_words = [frozenset(_topic_words(_PAREN_RE.sub(" ", d.title))) if d.kind == "procedure"
                              else frozenset() for d in index.docs]
+        self._variants = [VariantProfile.of(self.kb.procedures[d.doc_id]) if d.kind == "procedure" else None
+                          for d in index.docs]  # fmt: skip
 
     # ------------------------------------------------------------------ public
     def answer(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> tuple[
@@ -240,7 +247,7 @@ class Engine:
             # a number the citizen quotes ("tổng đài 1022", "nghị định 100") singles out the record that has it
             score += min(0.2, 0.1 * len(numbers & self._doc_tokens[i]))
             if doc.kind == "procedure":
-                score += prefer.adjustment(self.kb.procedures[doc.doc_id])
+                score += prefer.adjustment(self._variants[i])
                 score -= 0.1 if plan_cue else 0.0
             elif doc.kind == "plan":
                 score += 0.05 if plan_cue else -0.15
@@ -340,10 +347,9 @@ class Engine:
         return len(unknown) / len(words)
 
     def _is_bare_followup(self, question: str) -> bool:
-        folded = fold(question)
-        for start, end in sorted(aspect_spans(question), reverse=True):
-            folded = folded[:start] + " " + folded[end:]
-        return not _topic_words(folded)
+        """Only an aspect ("hết bao nhiêu tiền?", "làm lại ở đâu?") and words that cannot name a procedure."""
+        rest = [w for w in _topic_words(blank_aspect_phrases(fold(question))) if w not in _FOLLOWUP_GENERIC]
+        return not rest
 
     def _confident(self, top: Candidate) -> bool:
         # Words the knowledge never uses ("youtube", "shopee", "flan") mean the question is about something else,

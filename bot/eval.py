@@ -21,8 +21,9 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.engine import ConversationState, Engine, Mode
-from bot.retrieval.embedding_model import load_encoder
+from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
+from bot.retrieval.onnx_encoder import load_question_encoder
 from bot.text.vietnamese import fold
 
 
@@ -148,7 +149,8 @@ def render(results: list[ModeResult], settings: Settings, manifest: dict, devset
     lines.append("")
     lines.append(
         f"Dev set: {sizes}. Index: {manifest['procedures']} procedures, {manifest['plan_passages']} plan passages; "
-        f"model {settings.embedding_model} (int8={settings.embedding_quantize}). "
+        f"model {settings.embedding_model} (int8={settings.embedding_quantize}, "
+        f"questions through {settings.embedding_runtime}). "
         f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}."
     )
     return "\n".join(lines)
@@ -168,8 +170,8 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         "oos": _read(root / "out_of_scope.jsonl"),
         "followups": _read(root / "followups.jsonl"),
     }
-    encoder = load_encoder(settings.embedding_model, settings.cache_dir, quantize=settings.embedding_quantize)
-    index = ensure_index(settings, encoder=encoder)
+    encoder = load_question_encoder(settings)
+    index = ensure_index(settings, encoder=encoder if isinstance(encoder, Encoder) else None)
     engine = Engine(index, encoder, settings)
     engine.answer("làm lại căn cước ở đâu")  # warm-up: first call pays lazy initialisation
     results = []

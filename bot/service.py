@@ -12,8 +12,9 @@ import time
 from bot.config import Settings
 from bot.conversation import ConversationStore
 from bot.engine import ConversationState, Engine, Mode, Reply
-from bot.retrieval.embedding_model import load_encoder
+from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
+from bot.retrieval.onnx_encoder import load_question_encoder
 from bot.text import warm_up
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 class Assistant:
     def __init__(self, settings: Settings, progress: bool = True, store: ConversationStore | None = None) -> None:
         self.settings = settings
-        encoder = load_encoder(settings.embedding_model, settings.cache_dir, quantize=settings.embedding_quantize)
-        index = ensure_index(settings, encoder=encoder, progress=progress)
+        encoder = load_question_encoder(settings, progress=progress)
+        # the passage encoder (torch) is loaded only if the index has to be (re)built
+        index = ensure_index(settings, encoder=encoder if isinstance(encoder, Encoder) else None, progress=progress)
         self.engine = Engine(index, encoder, settings)
         # Load the segmenter and run one question through every stage now, so /health only answers once the
         # first citizen's question is as fast as the rest.

@@ -16,20 +16,22 @@ ASPECTS: tuple[Aspect, ...] = ("documents", "fee", "time", "where", "steps", "co
 
 _PATTERNS: dict[Aspect, str] = {
     "documents": r"giay to|ho so|can (co |mang |chuan bi |nop )?(nhung )?(gi|j)\b|mang (theo )?(nhung )?(gi|j)\b"
-    r"|chuan bi (nhung )?(gi|j)|thanh phan|to khai|mau don|nhung gi|(can|mang) nhung|giay gi",
-    "fee": r"\b(le phi|phi|chi phi|bao nhieu tien|mat bao nhieu tien|het bao nhieu|ton bao nhieu|ton tien"
+    r"|chuan bi (nhung )?(gi|j)|thanh phan|to khai|mau don|nhung gi|(can|mang) nhung|giay gi"
+    r"|(can )?(chuan bi|mang theo) (nhung )?giay to( gi)?|gom (nhung )?(gi|j)",
+    "fee": r"\b(le phi|phi|chi phi|(mat |het |ton )?bao nhieu tien|(het|ton) bao nhieu|ton tien|phi moi trang"
     r"|mat tien|tien (le )?phi|mien phi|bao nhieu (d|dong|k|nghin|ngan))\b|\bphi (gi|j|bao nhieu)",
-    "time": r"\b(bao lau|may ngay|bao nhieu ngay|thoi gian|thoi han|mat may|lau (khong|ko|k)\b|bao gio (co|nhan|xong|lay)"
+    "time": r"\b((mat |het |ton )?bao lau( thi (co|nhan|lay)( duoc)?( ket qua)?)?|may ngay|bao nhieu ngay"
+    r"|thoi gian( giai quyet| xu ly| tra ket qua)?|thoi han|mat may( ngay| hom| tuan| thang)?|lau (khong|ko|k)\b|bao gio (co|nhan|xong|lay)"
     r"|khi nao (co|nhan|xong|lay)|may hom|may tuan|bao nhieu lau|nhanh (khong|ko)|trong bao lau)",
     "where": r"\b(o dau|cho nao|noi nao|co quan nao|don vi nao|dia chi|di dau|den dau|tai dau|o cho nao|nop dau"
     r"|lam dau|ai (giai quyet|cap|lam)|dau (de )?(lam|nop))\b",
     "steps": r"\b(cac buoc|trinh tu|quy trinh|the nao|nhu the nao|ntn|ra sao|cach (lam|thuc|nao)|huong dan"
-    r"|lam sao|bat dau tu dau|buoc nao)\b",
+    r"|lam sao|bat dau tu dau|buoc nao|(cac )?buoc (thuc hien|lam))\b",
     "conditions": r"\b(dieu kien|ai (thi |moi )?duoc|yeu cau gi|doi tuong nao|co du dieu kien|tieu chuan)\b",
-    "legal_basis": r"\b(can cu|luat nao|nghi dinh|thong tu|van ban (nao|phap ly)|quy dinh (o|tai) dau|co so phap ly"
+    "legal_basis": r"\b(can cu( phap ly)?|luat nao|nghi dinh|thong tu|van ban (nao|phap ly)|quy dinh (o|tai) dau|co so phap ly"
     r"|quy dinh nao|theo luat)\b",
     "online": r"\b(online|onl|truc tuyen|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tu xa|qua buu dien"
-    r"|buu chinh|nop mang|tren app|qua app|dien tu)\b",
+    r"|buu chinh|nop mang|tren app|qua app|dien tu|(den|toi) tan noi)\b",
 }
 _COMPILED = {aspect: re.compile(pattern) for aspect, pattern in _PATTERNS.items()}
 
@@ -52,3 +54,12 @@ def aspect_spans(text: str) -> list[tuple[int, int]]:
     """Character spans (in folded text) of every aspect phrase; used to tell a bare follow-up from a new question."""
     folded = fold(text)
     return [m.span() for regex in _COMPILED.values() for m in regex.finditer(folded)]
+
+
+def blank_aspect_phrases(text: str) -> str:
+    """``text`` with every aspect phrase replaced by spaces (same length, so positions still agree with the
+    folded text; spans may overlap)."""
+    chars = list(text)
+    for start, end in aspect_spans(text):
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)

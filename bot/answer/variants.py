@@ -10,34 +10,104 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.answer.aspects import blank_aspect_phrases
 from bot.knowledge.models import Procedure
 from bot.text.vietnamese import fold
 
+# Countries and nationalities citizens name instead of saying "nước ngoài" ("chồng tôi người Hàn Quốc", "ly hôn ở
+# Mỹ"). Folded, short names are also ordinary words ("tư pháp", "y tế", "mỹ phẩm", "người anh" = elder brother),
+# so they count only right after "người" / "quốc tịch" (or "ở"/"tại"/"bên"/"sang" for the common ones).
+_COUNTRIES_LONG = (
+    "han quoc|nhat ban|trung quoc|dai loan|hong kong|hoa ky|canada|thai lan|campuchia|singapore|malaysia"
+    "|indonesia|philippines|an do|tay ban nha|ha lan|thuy si|thuy dien|na uy|dan mach|ba lan|hungary|ukraina"
+    "|new zealand|trieu tien|brazil|chau au|anh quoc|vuong quoc anh"
+)
+_COUNTRY_PATTERN = (
+    rf"\b(nguoi|quoc tich|o|tai|ben|sang|tu) ({_COUNTRIES_LONG})\b"
+    r"|\b(nguoi|quoc tich) (my|phap|duc|nhat|uc|nga|y|bi|lao|sec)\b"
+    r"|\b(o|tai|ben|sang) (my|phap|duc|nhat|uc|nga)\b(?! (pham|thuat|luat|te|ly|dinh))"
+)
 # Facts that select a variant, as (name, pattern in folded text).
 _FACTS: dict[str, str] = {
     "foreign": r"yeu to nuoc ngoai|nguoi nuoc ngoai|o nuoc ngoai|voi nuoc ngoai|quoc tich nuoc ngoai|viet kieu"
-    r"|nguoi viet nam dinh cu|\bnuoc ngoai\b|ngoai quoc|lay chong (tay|nuoc ngoai)|lay vo (tay|nuoc ngoai)",
+    r"|nguoi viet nam dinh cu|\bnuoc ngoai\b|ngoai quoc|lay chong (tay|nuoc ngoai)|lay vo (tay|nuoc ngoai)"
+    rf"|{_COUNTRY_PATTERN}|\bdinh cu o\b",
     "mobile": r"luu dong",
     "re_register": r"dang ky lai|\bdk lai\b|dang ki lai",
     "under14": r"duoi (14|muoi bon) tuoi|chua du (14|muoi bon) tuoi|duoi 14t",
     "combined": r"ket hop|lien thong",
     "border": r"bien gioi",
     "has_papers": r"da co ho so|da co giay to",
+    # an organisation's variant ("… đối với tổ chức đang sử dụng đất") is not what a citizen means by default
+    "organisation": r"\b(doi voi|cua|cho) to chuc\b|\bcong ty\b|\bdoanh nghiep\b|\bhop tac xa\b",
 }
+# A title that names ordinary citizens beside the special group ("… cho công dân Việt Nam, người nước ngoài đang
+# cư trú tại Việt Nam", "… hộ gia đình, cá nhân, …, người gốc Việt Nam định cư ở nước ngoài") serves both: the
+# special fact then earns its bonus when asked but is no penalty when not.
+_INCLUSIVE_RE = re.compile(r"\b(ho gia dinh|ca nhan|cong dan viet nam|nguoi viet nam|trong nuoc)\b")
+# An age the citizen gives ("bé 4 tuổi", "con 10 tuoi", "cháu 8 tháng") below 14 selects the under-14 variant.
+_AGE_RE = re.compile(r"\b(\d{1,2})\s*(tuoi|thang tuoi|thang)\b")
 _LEVELS: dict[str, str] = {
     "xa": r"\bcap xa\b|\bxa\b|\bphuong\b|\bubnd (xa|phuong)|\bdac khu\b",
     "tinh": r"\bcap tinh\b|\btinh\b|\bthanh pho truc thuoc|\bso\b (tu phap|xay dung|tai nguyen|giao thong)",
     "bo": r"trung uong|\bcap bo\b|\bbo (cong an|tu phap|quoc phong|tai chinh|xay dung)\b",
 }
+# What a procedure does to its object, when that is not the ordinary "apply for it" ("cấp", "đăng ký", "cấp
+# mới"): a title with one of these operations is what the citizen means only if the question says something that
+# asks for it. Without that, near-identical titles ("Khóa" / "Mở khóa căn cước điện tử", "Cấp lại" / "Cấp đổi",
+# "Đăng ký tạm trú" / "Xóa đăng ký tạm trú", "Đăng ký hộ kinh doanh" / "Dừng thực hiện thủ tục …") tie.
+# As (name, pattern in the folded title, pattern in the folded question).
+_OPERATIONS: tuple[tuple[str, str, str], ...] = (
+    ("unlock", r"\bmo khoa\b", r"\bmo (khoa|lai)\b"),
+    ("lock", r"(?<!mo )\bkhoa\b", r"(?<!mo )\bkhoa\b|\bbi (chiem|hack|lo|danh cap)"),
+    ("delete", r"^(thu tuc )?(xoa|huy)\b", r"\b(xoa|huy|bo|cat|rut ten)\b"),
+    ("revoke", r"^(thu tuc )?thu hoi\b", r"\b(thu hoi|nop lai|tra lai|khong dung nua|bo khong dung|huy)\b"),
+    ("stop", r"^(thu tuc )?dung\b", r"\b(dung|thoi)\b"),
+    ("withdraw", r"^(thu tuc )?rut\b|\brut yeu cau\b", r"\brut\b"),
+    ("suspend", r"\btam ngung\b", r"\b(tam ngung|tam dung|tam nghi|ngung|nghi kinh doanh)\b"),
+    ("terminate", r"\bcham dut\b", r"\b(cham dut|ngung|thoi|ket thuc)\b"),
+    ("restore", r"\bkhoi phuc\b", r"\b(khoi phuc|tim thay|tim lai|dung tiep|dung lai)\b"),
+    ("renew", r"\bgia han\b", r"\b(gia han|het han|sap het han)\b"),
+    ("exchange", r"\bcap doi\b|^(thu tuc )?doi\b", r"\b(doi|het han|hong|sai|cu|nhau|rach|thay doi)\b"),
+    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
+    ("report_loss", r"\btrinh bao mat\b", r"\b(trinh bao|bao mat|khai bao mat|mat|that lac|bi trom)\b"),
+    ("correct", r"\b(dinh chinh|cai chinh)\b", r"\b(sai|sua|dinh chinh|cai chinh|nham)\b"),
+    ("absence", r"\btam vang\b", r"\b(tam vang|vang mat|di xa|di lam xa|di lam an)\b"),
+    ("dissolve", r"\bgiai the\b", r"\b(giai the|dong cua|dep)\b"),
+    ("convert", r"^(thu tuc )?chuyen doi\b", r"\b(chuyen doi|chuyen thanh|chuyen tu)\b"),
+    ("first", r"\blan dau\b", r"\b(lan dau|moi|chua (co|tung)|dau tien)\b"),
+    ("change", r"^(thu tuc )?(dang ky )?(thay doi|dieu chinh|cap nhat|bo sung)\b",
+     r"\b(thay doi|doi|chuyen|sua|cap nhat|dieu chinh|bo sung|sai|them)\b"),
+)
+# Operations that are the ordinary case: a bonus when asked, no penalty when not.
+_DEFAULT_OPERATIONS = frozenset({"first"})
+# Facts a title can name beside ordinary citizens (see _INCLUSIVE_RE).
+_INCLUSIVE_FACTS = frozenset({"foreign", "organisation"})
 _FACT_RE = {k: re.compile(v) for k, v in _FACTS.items()}
 _LEVEL_RE = {k: re.compile(v) for k, v in _LEVELS.items()}
+_OP_TITLE_RE = {name: re.compile(title) for name, title, _ in _OPERATIONS}
+_OP_QUESTION_RE = {name: re.compile(question) for name, _, question in _OPERATIONS}
 _TITLE_LEVEL_RE = re.compile(r"\((?:thuc hien )?tai (cap )?(trung uong|tinh|xa|huyen|bo)[^)]*\)|cap (trung uong|tinh|xa)")
 _PAREN_RE = re.compile(r"\([^)]*\)")
 
 
 def facts(text: str) -> set[str]:
     folded = fold(text)
-    return {name for name, regex in _FACT_RE.items() if regex.search(folded)}
+    found = {name for name, regex in _FACT_RE.items() if regex.search(folded)}
+    if any(int(n) < 14 or unit != "tuoi" for n, unit in _AGE_RE.findall(folded)):
+        found.add("under14")
+    return found
+
+
+def title_operations(title: str) -> frozenset[str]:
+    folded = _PAREN_RE.sub(" ", fold(title)).strip()
+    return frozenset(name for name, regex in _OP_TITLE_RE.items() if regex.search(folded))
+
+
+def asked_operations(question: str) -> frozenset[str]:
+    # "mất bao lâu" asks for the time, not for a lost paper: aspect phrases are not operations
+    folded = blank_aspect_phrases(fold(question))
+    return frozenset(name for name, regex in _OP_QUESTION_RE.items() if regex.search(folded))
 
 
 def question_levels(text: str) -> set[str]:
@@ -65,25 +135,57 @@ def base_title(title: str) -> str:
 
 
 @dataclass(frozen=True)
+class VariantProfile:
+    """What a procedure's title says about its variant: computed once per record (the engine keeps a list)."""
+
+    facts: frozenset[str]
+    levels: frozenset[str]
+    operations: frozenset[str]
+    inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
+
+    @classmethod
+    def of(cls, proc: Procedure) -> VariantProfile:
+        inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", fold(proc.title))))
+        return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
+                   inclusive)  # fmt: skip
+
+
+# How much a matching / missing variant qualifier moves a candidate's fused score.
+FACT_MATCH, FACT_UNASKED = 0.2, -0.1
+# The assistant serves citizens: an organisation's variant needs the question to say so.
+ORGANISATION_UNASKED = -0.2
+LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
+OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
+
+
+@dataclass(frozen=True)
 class VariantPreference:
     """How well a candidate's variant fits what the question says, added to its retrieval score."""
 
     asked_facts: frozenset[str]
     asked_levels: frozenset[str]
+    asked_operations: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, question: str) -> VariantPreference:
-        return cls(frozenset(facts(question)), frozenset(question_levels(question)))
+        return cls(frozenset(facts(question)), frozenset(question_levels(question)), asked_operations(question))
 
-    def adjustment(self, proc: Procedure) -> float:
-        title_facts = facts(proc.title)
+    def adjustment(self, proc: Procedure | VariantProfile) -> float:
+        profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
         score = 0.0
-        score += 0.1 * len(title_facts & self.asked_facts)
-        score -= 0.1 * len(title_facts - self.asked_facts)  # a qualifier the citizen did not mention
-        levels = procedure_levels(proc)
+        score += FACT_MATCH * len(profile.facts & self.asked_facts)
+        unasked = profile.facts - self.asked_facts
+        if profile.inclusive:
+            unasked -= _INCLUSIVE_FACTS
+        score += FACT_UNASKED * len(unasked - {"organisation"})
+        score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
         if self.asked_levels:
-            score += 0.1 if levels & self.asked_levels else -0.08
+            score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
         else:
             # Unspecified level: the commune is where citizens go first, then the province, then a ministry.
-            score += 0.03 if "xa" in levels else 0.015 if "tinh" in levels else 0.0
+            score += 0.03 if "xa" in profile.levels else 0.015 if "tinh" in profile.levels else 0.0
+        if profile.operations & self.asked_operations:
+            score += OPERATION_MATCH
+        elif profile.operations - _DEFAULT_OPERATIONS:
+            score += OPERATION_UNASKED
         return score

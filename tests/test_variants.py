@@ -1,0 +1,96 @@
+"""Variant facts, levels and operations read from real titles and citizens' questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer.variants import VariantPreference, VariantProfile, asked_operations, facts, title_operations
+from bot.knowledge.models import Procedure
+
+
+def proc(title: str, levels: list[str] | None = None) -> Procedure:
+    return Procedure(code="x", title=title, url=None, source="national", levels=levels or ["xa"])
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [
+        ("chong toi la nguoi Han Quoc, dang ky khai sinh cho con the nao", "foreign"),
+        ("Tôi ly hôn ở Mỹ rồi, về Việt Nam muốn kết hôn lại", "foreign"),
+        ("lấy vợ người Nhật thì đăng ký kết hôn ở đâu", "foreign"),
+        ("Làm căn cước cho bé 4 tuổi", "under14"),
+        ("khai sinh cho chau 8 thang", "under14"),
+        ("Công ty tôi muốn đăng ký đất", "organisation"),
+    ],
+)
+def test_facts_a_citizen_states_in_everyday_words(question: str, fact: str) -> None:
+    assert fact in facts(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["người anh trai tôi muốn đăng ký kết hôn", "con toi 17 tuoi di dang ky nghia vu quan su", "làm lại cccd ở đâu"],
+)
+def test_no_variant_fact_where_the_question_states_none(question: str) -> None:
+    assert not facts(question) & {"foreign", "under14"}
+
+
+@pytest.mark.parametrize(
+    ("title", "ops"),
+    [
+        ("Khóa căn cước điện tử (thực hiện tại cấp tỉnh)", {"lock"}),
+        ("Mở khóa căn cước điện tử (thực hiện tại cấp tỉnh)", {"unlock"}),
+        ("Xóa đăng ký tàu cá, tàu phục vụ nuôi trồng thủy sản", {"delete"}),
+        ("Cấp lại Giấy chứng nhận do bị mất", {"reissue"}),
+        ("Đổi giấy phép lái xe", {"exchange"}),
+        ("Cấp giấy chứng nhận đăng ký tàu cá, tàu phục vụ nuôi trồng thủy sản", set()),
+    ],
+)
+def test_operations_named_by_real_titles(title: str, ops: set[str]) -> None:
+    assert title_operations(title) == ops
+
+
+def test_asking_how_long_is_not_asking_about_a_lost_paper() -> None:
+    assert "reissue" not in asked_operations("Cấp sổ đỏ lần đầu mất bao lâu?")
+    assert "reissue" in asked_operations("mất sổ đỏ thì xin cấp lại ở đâu")
+    assert "reissue" not in asked_operations("thi bang lai xe may A1 phi sat hach bao nhieu")
+    assert "reissue" not in asked_operations("lam so do cho manh dat ong ba de lai")
+
+
+def test_an_unasked_operation_ranks_below_the_ordinary_procedure() -> None:
+    prefer = VariantPreference.of("Đóng tàu cá mới xong thì đăng ký tàu cá ở đâu?")
+    plain = VariantProfile.of(proc("Cấp giấy chứng nhận đăng ký tàu cá, tàu phục vụ nuôi trồng thủy sản"))
+    delete = VariantProfile.of(proc("Xóa đăng ký tàu cá, tàu phục vụ nuôi trồng thủy sản"))
+    assert prefer.adjustment(plain) > prefer.adjustment(delete)
+
+
+def test_the_asked_operation_wins_between_lock_and_unlock() -> None:
+    prefer = VariantPreference.of("Bị kẻ gian chiếm tài khoản VNeID, muốn khóa căn cước điện tử gấp")
+    lock = proc("Khóa căn cước điện tử (thực hiện tại cấp tỉnh)", ["tinh"])
+    unlock = proc("Mở khóa căn cước điện tử (thực hiện tại cấp tỉnh)", ["tinh"])
+    assert prefer.adjustment(lock) > prefer.adjustment(unlock)
+
+
+def test_a_title_that_also_serves_citizens_is_not_penalised_as_a_foreign_variant() -> None:
+    prefer = VariantPreference.of("xin phiếu lý lịch tư pháp ở đâu")
+    inclusive = proc("Cấp Phiếu Lý lịch tư pháp cho công dân Việt Nam, người nước ngoài đang cư trú tại Việt Nam")
+    foreign_only = proc("Thủ tục đăng ký kết hôn có yếu tố nước ngoài")
+    assert prefer.adjustment(inclusive) > prefer.adjustment(foreign_only)
+
+
+def test_an_organisation_variant_needs_the_question_to_say_so() -> None:
+    citizen = VariantPreference.of("làm sổ đỏ lần đầu cho mảnh đất ông bà để lại")
+    company = VariantPreference.of("công ty tôi làm sổ đỏ lần đầu cho đất đang sử dụng")
+    org = proc("Đăng ký đất đai … lần đầu đối với tổ chức đang sử dụng đất")
+    household = proc("Đăng ký đất đai … lần đầu đối với hộ gia đình, cá nhân")
+    assert citizen.adjustment(household) > citizen.adjustment(org)
+    assert company.adjustment(org) > company.adjustment(household)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["xin phiếu lý lịch tư pháp ở đâu", "xin phieu ly lich tu phap o dau", "giay phep kinh doanh my pham",
+     "the bao hiem y te", "người anh trai tôi muốn đăng ký kết hôn"],
+)
+def test_folded_words_that_look_like_country_names_are_not_a_foreign_element(question: str) -> None:
+    assert "foreign" not in facts(question)
