@@ -49,16 +49,34 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.api import create_app
     from bot.config import get_settings
-    from bot.service import Assistant
 
     settings = get_settings()
-    assistant = Assistant(settings, progress=True)  # builds the index first, with a progress bar
-    app = create_app(settings, assistant)
+    workers = args.workers or settings.resolved_workers
     # ws="none": the API has no websocket route, and uvicorn's websocket module does not import with the
     # websockets 10.4 that rasa's sanic pins (docs/architecture.md, "Dependencies").
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, ws="none")
+    options = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False, "ws": "none"}
+    if workers <= 1:
+        from bot.api import create_app
+        from bot.service import Assistant
+
+        assistant = Assistant(settings, progress=True)  # builds the index first, with a progress bar
+        uvicorn.run(create_app(settings, assistant), **options)
+        return 0
+    # Several worker processes (docs/benchmarks.md: one per core). What they share — the exported question
+    # encoder and the index — is prepared first, in a child process, so the workers start in seconds without
+    # racing to build it, and this supervising process stays small (it only watches the workers).
+    import multiprocessing
+
+    from bot.prepare import prepare_shared
+
+    child = multiprocessing.get_context("spawn").Process(target=prepare_shared, name="prepare")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        print("serve: preparing the index or the model failed (see above)", file=sys.stderr)
+        return 1
+    uvicorn.run("bot.api:create_app", factory=True, workers=workers, **options)
     return 0
 
 
@@ -91,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="HTTP API on --port (default 8000)")
     serve.add_argument("--host", default=os.environ.get("VNA_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("VNA_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=0,
+                       help="worker processes (default: VNA_WORKERS, or one per usable core)")
     serve.set_defaults(func=cmd_serve)
 
     build = sub.add_parser("build-index", help="(re)build the knowledge index")

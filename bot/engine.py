@@ -50,6 +50,14 @@ _FILLER = set(
     "mat bao nhieu lau gi j o dau nao ra may het ton phai nhu va voi cua thu tuc nay do kia ay di den tai nhung cac "
     "mot muon biet cai viec neu roi luon ah u uh vang da oi giup voi ve tren qua bang".split()
 )
+# Provinces whose plans are in the knowledge base, as citizens write them (folded), keyed like
+# fold(PlanDocument.province).
+_PROVINCE_RE = {
+    "ba ria - vung tau": re.compile(r"\b(ba ria|vung tau|brvt|br vt|br-vt)\b"),
+    "binh duong": re.compile(r"\bbinh duong\b"),
+}
+PLAN_PROVINCE_MATCH, PLAN_PROVINCE_MISMATCH = 0.05, -0.2
+PLAN_NUMBER_MATCH = 0.15
 # Words that, in a message that asks an aspect, still do not name another procedure ("làm lại ở đâu?",
 # "mất bao lâu thì nhận được?", "có phải đến tận nơi không?").
 _FOLLOWUP_GENERIC = set(
@@ -152,6 +160,9 @@ class Engine:
         # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
         self._title_words = [frozenset(_topic_words(_PAREN_RE.sub(" ", d.title))) if d.kind == "procedure"
                              else frozenset() for d in index.docs]
+        # per plan passage: (province of its document, folded; the document's number, e.g. "2207")
+        self._plan_meta = [self._plan_profile(d.doc_id) if d.kind == "plan" else None for d in index.docs]
+        self._plan_numbers = frozenset(m[1] for m in self._plan_meta if m and m[1])
         self._variants = [VariantProfile.of(self.kb.procedures[d.doc_id]) if d.kind == "procedure" else None
                           for d in index.docs]  # fmt: skip
 
@@ -230,6 +241,7 @@ class Engine:
                    "dense": (0.0, HYBRID_LEXICAL + HYBRID_DENSE)}[mode]
         prefer = VariantPreference.of(question)
         plan_cue = bool(_PLAN_CUES.search(fold(question)))
+        provinces = {p for p, regex in _PROVINCE_RE.items() if regex.search(fold(question))}
         coverage = self._coverage_fn(question)
         asked = frozenset(_topic_words(expanded))
         numbers = frozenset(w for w in asked if any(ch.isdigit() for ch in w) and len(w) >= 3)
@@ -251,11 +263,23 @@ class Engine:
                 score -= 0.1 if plan_cue else 0.0
             elif doc.kind == "plan":
                 score += 0.05 if plan_cue else -0.15
+                province, number = self._plan_meta[i]
+                # the province and the document number the citizen names single out a document
+                if provinces:
+                    score += PLAN_PROVINCE_MATCH if province in provinces else PLAN_PROVINCE_MISMATCH
+                named = numbers & self._plan_numbers
+                if named:
+                    score += PLAN_NUMBER_MATCH if number in named else -PLAN_NUMBER_MATCH
             out.append(Candidate(i, doc, score, lex_n, dense_n, cov, cosines.get(i, 0.0), unknown))
         out.sort(key=lambda c: c.score, reverse=True)
         return out[:k]
 
     # ------------------------------------------------------------------ steps
+    def _plan_profile(self, passage_id: str) -> tuple[str, str]:
+        document = self.kb.documents[self.kb.passages[passage_id].doc_id]
+        number = document.number.split("/")[0].strip()
+        return fold(document.province).lower(), number
+
     def _validate(self, text: object) -> str | None:
         if not isinstance(text, str) or not text.strip():
             return "Bạn chưa nhập câu hỏi. Hãy hỏi về một thủ tục hành chính, ví dụ: “làm lại căn cước ở đâu?”"

@@ -51,3 +51,4 @@ class Assistant:
         latency_ms = (time.perf_counter() - started) * 1000
         self.store.record(session_id, channel, reply, new_state, latency_ms)
         return reply
+

@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=90, help="stop a level after this long")
     parser.add_argument("--skip-build", action="store_true", help="do not measure the full index build")
     parser.add_argument("--report", help="write the markdown section to this file")
+    parser.add_argument("--workers", type=int, default=0, help="server worker processes (default: the server's own)")
     args = parser.parse_args()
 
     env = dict(os.environ)
@@ -152,7 +153,10 @@ def main() -> int:
     if not url:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        command = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
+        if args.workers:
+            command += ["--workers", str(args.workers)]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(url, proc)

@@ -155,3 +155,46 @@ def test_every_source_of_a_procedure_answer_exists_in_the_knowledge_base(engine:
     assert reply.sources
     for source in reply.sources:
         assert source.id in engine.kb.procedures or source.id in engine.kb.passages
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "aspect"),
+    [("Hết bao nhiêu tiền vậy?", "fee"), ("mat may ngay", "time"), ("Làm lại ở đâu?", "where"),
+     ("Cần chuẩn bị giấy tờ gì?", "documents"), ("Xin cho biết căn cứ pháp lý.", "legal_basis"),
+     ("co phai den tan noi khong hay lam online duoc", "online")],
+)
+def test_follow_ups_with_generic_words_stay_on_the_procedure(engine: Engine, follow_up: str, aspect: str) -> None:
+    first, state = top(engine, "mất bằng lái xe thì làm lại thế nào")
+    second, _ = top(engine, follow_up, state)
+    assert second.sources[0].id == first.sources[0].id
+    assert aspect in second.aspects
+
+
+def test_a_named_nationality_selects_the_foreign_variant(engine: Engine) -> None:
+    reply, _ = top(engine, "lay chong nguoi Trung Quoc thi dang ky ket hon o dau")
+    assert "nước ngoài" in engine.kb.procedures[reply.sources[0].id].title
+
+
+def test_a_young_child_selects_the_under_14_variant(engine: Engine) -> None:
+    reply, _ = top(engine, "Làm căn cước cho bé 4 tuổi có cần đưa bé đến công an không?")
+    assert "dưới 14 tuổi" in engine.kb.procedures[reply.sources[0].id].title
+    assert reply.aspects == ["conditions"]  # a yes/no question is answered from the conditions
+
+
+def test_asking_how_long_does_not_pick_the_lost_paper_procedure(engine: Engine) -> None:
+    reply, _ = top(engine, "Đăng ký kết hôn mất bao lâu?")
+    title = engine.kb.procedures[reply.sources[0].id].title.lower()
+    assert "mất" not in title and "kết hôn" in title
+
+
+def test_a_plan_named_by_its_number_is_preferred(engine: Engine) -> None:
+    reply, _ = top(engine, "Theo QĐ 2207, đến năm 2030 kinh tế số của Bà Rịa - Vũng Tàu chiếm bao nhiêu phần trăm GRDP?")
+    assert reply.sources[0].kind == "plan"
+    assert reply.sources[0].id.startswith("brvt-2021-qd2207")
+
+
+@pytest.mark.parametrize("question", ["Tối nay tuyển Việt Nam đá với Thái Lan mấy giờ?", "ket qua tran MU hom qua",
+                                      "noi 1 cau dua vui ve cong chuc di"])
+def test_sport_results_and_jokes_are_declined(engine: Engine, question: str) -> None:
+    reply, _ = top(engine, question)
+    assert reply.fallback and reply.intent == "out_of_scope"

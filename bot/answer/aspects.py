@@ -34,6 +34,12 @@ _PATTERNS: dict[Aspect, str] = {
     r"|buu chinh|nop mang|tren app|qua app|dien tu|(den|toi) tan noi)\b",
 }
 _COMPILED = {aspect: re.compile(pattern) for aspect, pattern in _PATTERNS.items()}
+# A yes/no question about the procedure ("có phải xin phép không?", "có được nhập hộ khẩu vào nhà thuê không?",
+# "có cần đưa bé đến không?") is answered from who may do it and when: the conditions.
+_YES_NO = re.compile(
+    r"\b(co|thi co|co phai|co duoc|co can|co bat buoc|co the|duoc|phai)\b.{0,80}\b(khong|ko|k|hok|chua)\s*[?.!]*$"
+    r"|\b(truong hop nao|khi nao thi phai|bat buoc (phai )?khong)\b"
+)
 
 
 def detect_aspects(text: str) -> list[Aspect]:
@@ -47,6 +53,8 @@ def detect_aspects(text: str) -> list[Aspect]:
     # "thủ tục như thế nào" asks for the steps only when nothing more specific was asked.
     if len(found) > 1:
         found = [f for f in found if f[1] != "steps"] or found
+    if not found and _YES_NO.search(folded.strip()):
+        return ["conditions"]
     return [aspect for _, aspect in sorted(found)] or ["general"]
 
 

@@ -29,12 +29,16 @@ _TOPICS: dict[Category, str] = {
     r"|<\s*/?\s*(script|system|im_start)|\{\{.*\}\}|;\s*drop\s+table|union\s+select",
     "weather": r"\b(thoi tiet|du bao|mua bao|troi (mua|nang|lanh|nong)|nhiet do|co mua|bao so|ap thap|weather)\b",
     "sport": r"\b(bong da|world cup|tran dau|ty so|ti so|cau thu|v-?league|ngoai hang anh|euro 20\d\d|messi|ronaldo"
-    r"|doi tuyen|sea games|bong chuyen|tennis|football)\b",
+    r"|doi tuyen|sea games|bong chuyen|tennis|football|ket qua tran|tran (dau )?(hom|toi|dem|chieu) (qua|nay|mai)"
+    r"|tuyen viet nam|lich thi dau|bang xep hang|huan luyen vien|hlv|aff cup|champions league|cup c1"
+    r"|man city|man utd|manchester|arsenal|chelsea|liverpool|real madrid|barcelona|barca"
+    r"|(da|dau|gap) voi (thai lan|indonesia|malaysia|singapore|philippines|trung quoc|han quoc|nhat ban|uae))\b",
     "medical": r"\b(uong thuoc|thuoc (gi|nao|j)|trieu chung|bi (sot|ho|cam|dau bung|dau dau|tieu chay|di ung)"
     r"|chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen)\b",
     "financial": r"\b(co phieu|chung khoan|bitcoin|tien ao|crypto|dau tu (vao )?(gi|j|dau|nao)|nen mua (vang|dat|nha)"
     r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan))\b",
-    "joke": r"\b(ke (mot |1 )?(chuyen|cau chuyen)|chuyen cuoi|truyen cuoi|noi dua|dua (di|chut)|lam tho|hat (mot|1|di))\b",
+    "joke": r"\b(ke (mot |1 )?(chuyen|cau chuyen)|chuyen cuoi|truyen cuoi|noi dua|dua (di|chut)|lam tho|hat (mot|1|di)"
+    r"|(cau|chuyen|tro) (dua|vui|cuoi)|dua vui|hai huoc|joke|cho (toi|minh|em) cuoi)\b",
     # Customer service of private companies (telecoms, banks, shops, apps, schools): not a public procedure,
     # even when it says "đăng ký" or "làm lại".
     "commercial": r"\b(sim( dien thoai)?|goi cuoc|nha mang|viettel|vinaphone|mobifone|the atm|ngan hang nao"
