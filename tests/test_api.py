@@ -67,6 +67,24 @@ def test_malformed_requests_get_a_4xx_with_a_message(client: TestClient, body: b
     assert "Traceback" not in r.text
 
 
+def test_a_chunked_body_without_content_length_is_limited_too(client: TestClient) -> None:
+    def chunks(total: int):
+        payload = json.dumps({"session_id": "chunked", "text": "a" * total}).encode()
+        for i in range(0, len(payload), 4096):
+            yield payload[i : i + 4096]
+
+    big = client.post("/api/chat", content=chunks(200_000), headers={"content-type": "application/json"})
+    assert big.status_code == 413 and "too large" in big.json()["detail"]
+    parts = [b'{"session_id": "chunked", ', b'"text": "lam lai cccd o dau"}']
+    small = client.post("/api/chat", content=iter(parts), headers={"content-type": "application/json"})
+    assert small.status_code == 200 and small.json()["sources"]
+
+
+def test_a_declared_length_that_is_not_a_number_is_refused(client: TestClient) -> None:
+    r = client.post("/api/chat", content=b"{}", headers={"content-type": "application/json", "content-length": "abc"})
+    assert r.status_code in (400, 413)
+
+
 @pytest.mark.parametrize(
     ("text", "phrase"),
     [
