@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # question and no torch in the serving process) or "torch" (sentence-transformers). Passages are always
     # embedded by sentence-transformers when the index is built.
     embedding_runtime: Literal["onnx", "torch"] = "onnx"
+    # Hybrid retrieval skips the question embedding when the lexical ranking alone is decisive (bot.engine).
+    skip_dense_when_decisive: bool = True
 
     # HTTP worker processes for `serve`; 0 = one per usable core. Each holds its own copy of the index
     # (~0.5 GB RSS with the ONNX question encoder; docs/benchmarks.md).

@@ -198,3 +198,29 @@ def test_a_plan_named_by_its_number_is_preferred(engine: Engine) -> None:
 def test_sport_results_and_jokes_are_declined(engine: Engine, question: str) -> None:
     reply, _ = top(engine, question)
     assert reply.fallback and reply.intent == "out_of_scope"
+
+
+class _CountingEncoder:
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner, self.calls = inner, 0
+
+    def encode_queries(self, texts):  # noqa: ANN001, ANN201
+        self.calls += 1
+        return self.inner.encode_queries(texts)
+
+
+def test_a_decisive_lexical_match_skips_the_dense_pass_without_changing_the_answer(engine: Engine) -> None:
+
+    counting = _CountingEncoder(engine.encoder)
+    fast = Engine(engine.index, counting, engine.settings, engine.lexicon)
+    full = Engine(engine.index, counting, engine.settings.model_copy(update={"skip_dense_when_decisive": False}),
+                  engine.lexicon)  # fmt: skip
+    question = "thủ tục đăng ký kết hôn cần giấy tờ gì"
+    quick = fast.retrieve(question)
+    assert counting.calls == 0  # "đăng ký kết hôn" leaves no doubt: no transformer pass
+    slow = full.retrieve(question)
+    assert counting.calls == 1
+    assert quick[0].doc.doc_id == slow[0].doc.doc_id
+    # near-identical variants (commune / province level) are not settled by the words alone: dense pass
+    fast.retrieve("cấp lại thẻ căn cước")
+    assert counting.calls == 2
