@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=os.environ.get("VNA_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("VNA_PORT", "8000")))
     serve.add_argument("--workers", type=int, default=0,
-                       help="worker processes (default: VNA_WORKERS, or one per usable core)")
+                       help="worker processes (default: VNA_WORKERS, 1; 0 = one per usable core)")
     serve.set_defaults(func=cmd_serve)
 
     build = sub.add_parser("build-index", help="(re)build the knowledge index")

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     skip_dense_when_decisive: bool = True
 
     # HTTP worker processes for `serve`; 0 = one per usable core. Each holds its own copy of the index
-    # (~0.5 GB RSS with the ONNX question encoder; docs/benchmarks.md).
-    workers: int = 0
+    # (~1.1 GB RSS). One is the default: on the 2-core machine it gave the better tail latency under 20 keep-alive
+    # clients (docs/benchmarks.md); more help when load arrives on many short connections or more cores.
+    workers: int = 1
 
     max_input_chars: int = 2000  # longer messages are refused with a clear reply (HTTP 413 for larger bodies)
     # Index only procedures of these domains (linh_vuc, exact names); empty = all. A ward that serves a few

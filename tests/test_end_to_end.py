@@ -29,11 +29,16 @@ def test_full_knowledge_base_answers_the_readme_question(tmp_path: Path, env_for
     assert body["sources"][0]["id"] == "1.014064"
     assert body["sources"][0]["url"] in body["reply"]
 
+    for workers in ("1", "2"):  # one process (the default), and the supervisor + two workers of --workers 2
+        _serve_and_ask(env, project_dir, workers)
+
+
+def _serve_and_ask(env: dict[str, str], project_dir: Path, workers: str) -> None:
     with __import__("socket").socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=project_dir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port), "--workers", workers],
+                              cwd=project_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
@@ -43,12 +48,12 @@ def test_full_knowledge_base_answers_the_readme_question(tmp_path: Path, env_for
                     break
             except httpx.HTTPError:
                 time.sleep(1)
-        r = httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"session_id": "e2e", "text": "lam lai cccd o dau"},
+        r = httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"session_id": f"e2e-{workers}", "text": "lam lai cccd o dau"},
                        timeout=30)
         assert r.status_code == 200
         assert r.json()["sources"][0]["id"] == "1.014064"
         follow = httpx.post(f"http://127.0.0.1:{port}/api/chat",
-                            json={"session_id": "e2e", "text": "con le phi thi sao"}, timeout=30).json()
+                            json={"session_id": f"e2e-{workers}", "text": "con le phi thi sao"}, timeout=30).json()
         assert follow["sources"][0]["id"] == "1.014064"
         assert follow["intent"] == "ask_fee"
     finally:
