@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|build-index|eval` (see README.md)."""
+"""Command line: `python -m bot ask|serve|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_eval(get_settings(), args)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.config import get_settings
+    from bot.nlu.train import train_model
+
+    train_model(get_settings(), force=args.force)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Vietnamese administrative procedure assistant")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--report", metavar="FILE", help="also write the markdown table to FILE")
     ev.add_argument("--errors", metavar="FILE", help="write every miss as JSON lines to FILE")
     ev.set_defaults(func=cmd_eval)
+
+    train = sub.add_parser("train", help="train the Rasa model (skipped when config, nlu_data and bot/nlu are unchanged)")
+    train.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+    train.set_defaults(func=cmd_train)
 
     args = parser.parse_args(argv)
     if args.command == "ask" and args.batch and not args.json:

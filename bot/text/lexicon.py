@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from bot.text.vietnamese import _coerce, fold, normalize
 
-__all__ = ["DEFAULT_LEXICON_PATH", "Lexicon", "LexiconEntry", "load_lexicon"]
+__all__ = ["DEFAULT_LEXICON_PATH", "Lexicon", "LexiconEntry", "LexiconMatch", "load_lexicon"]
 
 DEFAULT_LEXICON_PATH = Path(__file__).resolve().parents[2] / "knowledge" / "lexicon.yml"
 
@@ -203,6 +203,15 @@ def _near(
     return False
 
 
+class LexiconMatch(NamedTuple):
+    """A term found in a text, located by token: tokens ``first`` up to ``end`` (exclusive) of ``syllables(text)``."""
+
+    first: int
+    end: int
+    surface: str  # the matched span of the normalized text, case kept
+    entry: LexiconEntry
+
+
 @dataclass
 class Lexicon:
     """A compiled domain lexicon; build it with :func:`load_lexicon` or ``Lexicon(entries=[...])``."""
@@ -283,6 +292,19 @@ class Lexicon:
                     break
             i += matched or 1
         return found, toks, normalized
+
+    def find(self, text: str) -> list[LexiconMatch]:
+        """Every match with its token positions, in text order (an entry's several canonical phrases: one match).
+
+        Token positions index :func:`bot.text.vietnamese.syllables` of the same text, so a caller that
+        tokenizes with it (the Rasa tokenizer in ``bot.nlu``) can attach the canonical wording to its tokens.
+        """
+        found, toks, normalized = self._scan(text)
+        position = {tok.start: i for i, tok in enumerate(toks)}
+        return [
+            LexiconMatch(position[first.start], position[last.start] + 1, normalized[first.start : last.end], entry)
+            for first, last, entry in found
+        ]
 
     def matches(self, text: str) -> list[tuple[str, str]]:
         """``(term as matched, canonical phrase)`` pairs in text order, one pair per canonical phrase.
