@@ -254,6 +254,9 @@ def test_entity_values_prefer_rule_based_extractors():
             },
             {"entity": "fact", "value": "lost", "start": 8, "end": 12, "extractor": "VariantFactExtractor"},
             {"entity": "fact", "value": "lost", "start": 8, "end": 12, "extractor": "DIETClassifier"},
+            {"entity": "fact", "value": "dưới", "start": 14, "end": 18, "extractor": "DIETClassifier"},
+            {"entity": "score", "value": "5", "start": 20, "end": 25, "extractor": "DIETClassifier"},
         ]
     )
-    assert values == {"locality": ["Thành phố Hồ Chí Minh", "quận 1"], "fact": ["lost"]}
+    # DIET's raw span "dưới" is no fact name; its "5" is a valid score
+    assert values == {"locality": ["Thành phố Hồ Chí Minh", "quận 1"], "fact": ["lost"], "score": ["5"]}

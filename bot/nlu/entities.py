@@ -8,7 +8,7 @@ fill in what no rule found, e.g. a procedure named in words no lookup table hold
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["RULE_EXTRACTORS", "entity_values"]
@@ -22,9 +22,18 @@ RULE_EXTRACTORS: dict[str, frozenset[str]] = {
 }
 
 
+# entity types with a closed set of values: another extractor's value counts only if it is one of them (DIET's
+# raw spans, "dưới" or "14 tuổi", are not facts; its synonyms-mapped "lost" is)
+_VALID: dict[str, Callable[[str], bool]] = {
+    "fact": lambda v: v in {"under14", "foreign", "lost", "damaged", "expired", "re_register"},
+    "option": lambda v: v in {"last", "xa", "tinh", "bo"} or (v.isdigit() and 1 <= int(v) <= 9),
+    "score": lambda v: v.isdigit() and 1 <= int(v) <= 5,
+}
+
+
 def entity_values(entities: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Values by entity type, best first, without duplicates: rule-based extractors first, then the others,
-    each in text order.
+    each in text order; for fact, option and score only valid values.
 
     >>> entity_values([
     ...     {"entity": "procedure", "value": "cccd", "start": 8, "end": 12, "extractor": "DIETClassifier"},
@@ -39,7 +48,8 @@ def entity_values(entities: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]
     values: dict[str, list[str]] = {}
     for e in ranked:
         value = str(e.get("value", "")).strip()
-        bucket = values.setdefault(str(e.get("entity")), [])
-        if value and value not in bucket:
+        name = str(e.get("entity"))
+        bucket = values.setdefault(name, [])
+        if value and value not in bucket and _VALID.get(name, bool)(value):
             bucket.append(value)
     return {k: v for k, v in values.items() if v}
