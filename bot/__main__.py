@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -11,39 +12,56 @@ from pathlib import Path
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    import asyncio
+    import uuid
+
     from bot.config import get_settings
-    from bot.engine import ConversationState
     from bot.service import Assistant
 
-    assistant = Assistant(get_settings(), progress=True)
-    if args.batch:
-        lines = Path(args.batch).read_text(encoding="utf-8", errors="replace").splitlines()
-        for line in lines:
+    # Rasa (when on) prints its own progress to stdout: keep stdout for the answers
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(get_settings(), progress=True)
+    run = uuid.uuid4().hex[:8]
+
+    def show(reply) -> None:  # noqa: ANN001
+        print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else reply.reply, flush=True)
+
+    async def batch(lines: list[str]) -> None:
+        for number, line in enumerate(lines, 1):
+            if line.strip():  # a fresh conversation per question
+                show((await assistant.turn(f"cli-{run}-{number}", line, "cli")).reply)
+
+    async def interactive() -> None:
+        # one conversation: the procedure being discussed, offered choices and ratings carry over
+        print("Trợ lý thủ tục hành chính — gõ câu hỏi, Enter để gửi, Ctrl+D hoặc 'thoát' để kết thúc.")
+        while True:
+            try:
+                line = input("Bạn: ")
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return
+            if line.strip().lower() in {"thoát", "thoat", "exit", "quit"}:
+                return
             if not line.strip():
                 continue
-            reply, _ = assistant.ask(line)  # a fresh conversation per question
-            print(json.dumps(reply.contract(), ensure_ascii=False), flush=True)
+            turn = await assistant.turn(f"cli-{run}", line, "cli")
+            if args.json:
+                show(turn.reply)
+                continue
+            print(f"Trợ lý: {turn.reply.reply}")
+            for button in turn.buttons:  # titles say what to type: "2. Cấp lại…", "5 - Rất hài lòng", "Có…"
+                print(f"  • {button['title']}")
+            print()
+
+    if args.batch:
+        asyncio.run(batch(Path(args.batch).read_text(encoding="utf-8", errors="replace").splitlines()))
         return 0
     question = " ".join(args.question)
     if question:
-        reply, _ = assistant.ask(question)
-        print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else reply.reply)
+        asyncio.run(batch([question]))
         return 0
-    # Interactive chat: state carries over between turns, as in a conversation.
-    state = ConversationState()
-    print("Trợ lý thủ tục hành chính — gõ câu hỏi, Enter để gửi, Ctrl+D hoặc 'thoát' để kết thúc.")
-    while True:
-        try:
-            line = input("Bạn: ")
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if line.strip().lower() in {"thoát", "thoat", "exit", "quit"}:
-            return 0
-        if not line.strip():
-            continue
-        reply, state = assistant.ask(line, state)
-        print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else f"Trợ lý: {reply.reply}\n")
+    asyncio.run(interactive())
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,6 +98,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_actions(args: argparse.Namespace) -> int:
+    """The custom actions as a separate rasa-sdk server (for VNA_ACTION_ENDPOINT; `serve` runs them in-process)."""
+    os.environ.setdefault("SANIC_HOST", args.host)
+    from rasa_sdk.endpoint import run
+
+    from bot.dialogue import actions
+
+    actions.assistant()  # load the engine before the first call, not during it
+    print(f"actions: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
+    run("bot.dialogue.actions", port=args.port, cors_origins=None)
+    return 0
+
+
 def cmd_build_index(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.retrieval.index import build_index
@@ -91,6 +122,11 @@ def cmd_build_index(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from bot.config import get_settings
+
+    if args.dialogue:
+        from bot.dialogue.evaluate import run_dialogue_eval
+
+        return run_dialogue_eval(get_settings(), args)
     from bot.eval import run_eval
 
     return run_eval(get_settings(), args)
@@ -121,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="worker processes (default: VNA_WORKERS, 1; 0 = one per usable core)")
     serve.set_defaults(func=cmd_serve)
 
+    act = sub.add_parser("actions", help="run the custom actions as a separate rasa-sdk server (see VNA_ACTION_ENDPOINT)")
+    act.add_argument("--host", default="127.0.0.1")
+    act.add_argument("--port", type=int, default=5055)
+    act.set_defaults(func=cmd_actions)
+
     build = sub.add_parser("build-index", help="(re)build the knowledge index")
     build.set_defaults(func=cmd_build_index)
 
@@ -129,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--devset", default="eval/devset")
     ev.add_argument("--report", metavar="FILE", help="also write the markdown table to FILE")
     ev.add_argument("--errors", metavar="FILE", help="write every miss as JSON lines to FILE")
+    ev.add_argument("--dialogue", action="store_true",
+                    help="through /api/chat with Rasa in the loop, plus the scripted conversations (eval/conversations)")
     ev.set_defaults(func=cmd_eval)
 
     train = sub.add_parser("train", help="train the Rasa model (skipped when config, nlu_data and bot/nlu are unchanged)")

@@ -97,12 +97,18 @@ class SourceOut(BaseModel):
     score: float
 
 
+class ButtonOut(BaseModel):
+    title: str
+    payload: str = Field(description="Send it back as `text` to choose this button.")
+
+
 class ChatResponse(BaseModel):
     question: str
     reply: str
     intent: str | None
     fallback: bool
     sources: list[SourceOut]
+    buttons: list[ButtonOut] = Field(default_factory=list, description="Choices a channel may render.")
 
 
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
@@ -133,9 +139,14 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @app.get("/health")
     def health(request: Request) -> dict:
-        manifest = request.app.state.assistant.engine.index.manifest
+        assistant: Assistant = request.app.state.assistant
+        manifest = assistant.engine.index.manifest
+        dialogue = assistant.dialogue_status()
         return {
-            "status": "ok",
+            # "ok": every part up; "degraded": answering, from the engine alone (the dialogue layer is down,
+            # or failed a turn in the last minute)
+            "status": "ok" if dialogue["status"] in ("ok", "off") else "degraded",
+            "dialogue": dialogue,
             "version": __version__,
             "procedures": manifest["procedures"],
             "plan_passages": manifest["plan_passages"],
@@ -143,9 +154,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         }
 
     @app.post("/api/chat", response_model=ChatResponse)
-    def chat(body: ChatRequest, request: Request) -> dict:
+    async def chat(body: ChatRequest, request: Request) -> dict:
         assistant: Assistant = request.app.state.assistant
-        reply = assistant.chat(body.session_id, body.text, body.channel or "api")
-        return reply.contract()
+        turn = await assistant.turn(body.session_id, body.text, body.channel or "api")
+        return turn.reply.contract() | {"buttons": turn.buttons}
 
     return app

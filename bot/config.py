@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     # clients (docs/benchmarks.md); more help when load arrives on many short connections or more cores.
     workers: int = 1
 
+    # The conversation layer (Rasa 3.6, bot/dialogue). False: every turn is answered by the engine alone.
+    dialogue: bool = True
+    # A turn Rasa has not finished in this many seconds is answered by the engine alone (degraded mode).
+    dialogue_timeout_s: float = 5.0
+    # Run the custom actions in a separate rasa-sdk server (`python -m bot actions`) at this URL, e.g.
+    # http://127.0.0.1:5055/webhook; unset = in the serving process (docs/architecture.md, "Processes").
+    action_endpoint: str | None = None
+    # Where Rasa keeps conversation trackers (SQLAlchemy URL); default: sqlite:///<data_dir>/dialogue.db
+    tracker_store_url: str | None = None
+
     max_input_chars: int = 2000  # longer messages are refused with a clear reply (HTTP 413 for larger bodies)
     # Index only procedures of these domains (linh_vuc, exact names); empty = all. A ward that serves a few
     # domains, or a test that needs a small real index, sets it (JSON list in the environment).
@@ -63,6 +73,14 @@ class Settings(BaseSettings):
     @property
     def resolved_index_dir(self) -> Path:
         return self.index_dir or self.data_dir / "index"
+
+    @property
+    def resolved_tracker_url(self) -> str:
+        return self.tracker_store_url or f"sqlite:///{self.data_dir / 'dialogue.db'}"
+
+    @property
+    def model_path(self) -> Path:
+        return self.data_dir / "models" / "assistant.tar.gz"
 
     @property
     def resolved_database_url(self) -> str:

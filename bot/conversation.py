@@ -58,6 +58,29 @@ turns = Table(
 )
 
 
+handoff_tickets = Table(
+    "handoff_tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(128), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("reason", String(32), nullable=False),  # requested | unanswered
+    Column("transcript", Text, nullable=False),  # JSON list of {"role": "user"|"bot", "text": str}
+    Column("status", String(16), nullable=False, default="open"),  # open | closed (set by staff)
+    Column("created_at", Float, nullable=False, index=True),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(128), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("score", Integer, nullable=False),  # 1..5
+    Column("created_at", Float, nullable=False, index=True),
+)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
     cursor = dbapi_connection.cursor()
     # WAL lets the API's worker threads read while one writes; NORMAL sync is durable across app crashes.
@@ -82,15 +105,15 @@ class ConversationStore:
             row = conn.execute(select(conversations.c.state).where(conversations.c.session_id == session_id)).first()
         return ConversationState.from_dict(json.loads(row[0])) if row else ConversationState()
 
-    def record(self, session_id: str, channel: str, reply: Reply, state: ConversationState, latency_ms: float) -> None:
-        """Save the turn and the new state in one transaction."""
+    def record(self, session_id: str, channel: str, reply: Reply, state: ConversationState | None,
+               latency_ms: float) -> None:
+        """Save the turn and the new state (None: unchanged) in one transaction."""
         now = time.time()
-        state_json = json.dumps(state.to_dict(), ensure_ascii=False)
+        state_json = json.dumps((state or ConversationState()).to_dict(), ensure_ascii=False)
+        values = {"state": state_json, "updated_at": now} if state is not None else {"updated_at": now}
         with self.db.begin() as conn:
             updated = conn.execute(
-                update(conversations)
-                .where(conversations.c.session_id == session_id)
-                .values(state=state_json, updated_at=now)
+                update(conversations).where(conversations.c.session_id == session_id).values(**values)
             ).rowcount
             if not updated:
                 conn.execute(
@@ -112,6 +135,53 @@ class ConversationStore:
                     created_at=now,
                 )
             )
+
+    def open_ticket(self, session_id: str, channel: str, reason: str, transcript: list[dict]) -> int:
+        """Store a handoff ticket with the conversation so far; returns its number for the citizen."""
+        with self.db.begin() as conn:
+            result = conn.execute(
+                insert(handoff_tickets).values(
+                    session_id=session_id,
+                    channel=channel,
+                    reason=reason,
+                    transcript=json.dumps(transcript, ensure_ascii=False),
+                    status="open",
+                    created_at=time.time(),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def ticket_list(self, session_id: str | None = None) -> list[dict]:
+        query = select(handoff_tickets).order_by(handoff_tickets.c.id)
+        if session_id is not None:
+            query = query.where(handoff_tickets.c.session_id == session_id)
+        with self.db.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query).all()]
+        for row in rows:
+            row["transcript"] = json.loads(row["transcript"])
+        return rows
+
+    def rate(self, session_id: str, channel: str, score: int) -> None:
+        if not 1 <= score <= 5:
+            raise ValueError(f"a rating is 1..5, not {score}")
+        with self.db.begin() as conn:
+            conn.execute(
+                insert(ratings).values(session_id=session_id, channel=channel, score=score, created_at=time.time())
+            )
+
+    def rating_list(self, session_id: str | None = None) -> list[dict]:
+        query = select(ratings.c.session_id, ratings.c.channel, ratings.c.score).order_by(ratings.c.id)
+        if session_id is not None:
+            query = query.where(ratings.c.session_id == session_id)
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query).all()]
+
+    def channel_of(self, session_id: str) -> str:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(conversations.c.channel).where(conversations.c.session_id == session_id)
+            ).first()
+        return row[0] if row else "api"
 
     def history(self, session_id: str) -> list[dict]:
         with self.db.connect() as conn:

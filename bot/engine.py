@@ -93,6 +93,8 @@ def _topic_words(text: str) -> list[str]:
     """Folded syllables that can name a procedure (not fillers, pronouns or question words), without repeats."""
     return list(dict.fromkeys(t for t in syllables(fold(text)) if t not in _FILLER))
 
+_SHORT_NUMBER_RE = re.compile(r"^\s*[1-9][.)]?\s*$")
+
 
 @dataclass
 class Source:
@@ -204,7 +206,7 @@ class Engine:
     ]:
         state = state or ConversationState()
         question = text if isinstance(text, str) else ""
-        invalid = self._validate(text)
+        invalid = self.validate(text)
         if invalid:
             return Reply(question, invalid, None, True, outcome="invalid"), state
         question = normalize(question)
@@ -241,6 +243,12 @@ class Engine:
         proc = self.kb.procedures[top.doc.doc_id]
         alternatives = self._alternatives(proc, candidates)
         return self._procedure_reply(question, proc, aspects, alternatives, top.score, state, candidates)
+
+    def describe(self, code: str, question: str, aspects: list[str] | None = None) -> tuple[Reply, ConversationState]:
+        """The answer about one procedure the citizen picked among offered options (by button, number or words)."""
+        proc = self.kb.procedures[code]
+        return self._procedure_reply(normalize(question), proc, list(aspects or ["general"]), [], 1.0,
+                                     ConversationState())
 
     def retrieve(self, question: str, mode: Mode = "hybrid", k: int = 10) -> list[Candidate]:
         """Ranked candidates for a question: fused lexical + dense scores, adjusted for the variant asked.
@@ -325,7 +333,8 @@ class Engine:
         number = document.number.split("/")[0].strip()
         return fold(document.province).lower(), number
 
-    def _validate(self, text: object) -> str | None:
+    def validate(self, text: object) -> str | None:
+        """A clear reply for a message that cannot be a question (empty, too long, binary), else None."""
         if not isinstance(text, str) or not text.strip():
             return "Bạn chưa nhập câu hỏi. Hãy hỏi về một thủ tục hành chính, ví dụ: “làm lại căn cước ở đâu?”"
         if len(text) > self.settings.max_input_chars:
@@ -333,6 +342,8 @@ class Engine:
                 f"Câu hỏi dài quá (tối đa {self.settings.max_input_chars} ký tự). "
                 "Bạn hãy rút gọn và hỏi lại nhé."
             )
+        if _SHORT_NUMBER_RE.match(text):
+            return None  # "2": a choice among offered options, or a rating
         letters = sum(1 for ch in text if unicodedata.category(ch).startswith("L"))
         # control characters or U+FFFD (undecodable bytes) mean binary data, whatever letters it happens to hold
         garbage = sum(1 for ch in text if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r"))

@@ -15,3 +15,7 @@ def prepare_shared() -> None:
     load_question_encoder(settings, progress=True)
     if not index_is_current(settings):
         build_index(settings, progress=True)
+    if settings.dialogue:
+        from bot.nlu.train import train_model
+
+        train_model(settings, progress=True)  # skipped when the model is up to date

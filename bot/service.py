@@ -5,9 +5,11 @@ The CLI, the HTTP API and (later) the channels all go through `Assistant`, so th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.conversation import ConversationStore
@@ -20,8 +22,16 @@ from bot.text import warm_up
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ChatTurn:
+    reply: Reply
+    buttons: list[dict] = field(default_factory=list)  # choices the channel may render (numbered in text)
+    degraded: bool = False  # answered by the engine alone because the dialogue layer failed or is off
+
+
 class Assistant:
-    def __init__(self, settings: Settings, progress: bool = True, store: ConversationStore | None = None) -> None:
+    def __init__(self, settings: Settings, progress: bool = True, store: ConversationStore | None = None,
+                 dialogue: bool | None = None) -> None:
         self.settings = settings
         encoder = load_question_encoder(settings, progress=progress)
         # the passage encoder (torch) is loaded only if the index has to be (re)built
@@ -36,6 +46,32 @@ class Assistant:
         # process: two cores serve many connections better with one inference at a time than with
         # every request thread fighting over them (see docs/benchmarks.md).
         self._lock = threading.Lock()
+        self.dialogue = None
+        self.dialogue_error: str | None = None
+        if settings.dialogue if dialogue is None else dialogue:
+            self._load_dialogue(progress)
+
+    def _load_dialogue(self, progress: bool) -> None:
+        """Train the Rasa model if it is missing or stale, then load it; on failure, serve from the engine."""
+        from bot.dialogue import actions
+
+        actions.bind(self)
+        try:
+            from bot.dialogue.runtime import Dialogue
+            from bot.nlu.train import train_model
+
+            model = train_model(self.settings, progress=progress)
+            self.dialogue = Dialogue.load(self.settings, model.path)
+        except Exception as exc:  # noqa: BLE001 - any failure here means: answer without the dialogue layer
+            self.dialogue_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the dialogue layer is unavailable; answering from the engine alone")
+
+    def dialogue_status(self) -> dict:
+        if self.dialogue is not None:
+            return self.dialogue.status()
+        if self.dialogue_error:
+            return {"status": "down", "error": self.dialogue_error}
+        return {"status": "off"}
 
     def ask(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> tuple[
         Reply, ConversationState
@@ -43,12 +79,30 @@ class Assistant:
         with self._lock:
             return self.engine.answer(text, state, mode)
 
-    def chat(self, session_id: str, text: object, channel: str = "api") -> Reply:
-        """One turn of a stored conversation."""
+    async def turn(self, session_id: str, text: object, channel: str = "api") -> ChatTurn:
+        """One turn of a stored conversation: through Rasa when it is up, else from the engine alone."""
         started = time.perf_counter()
-        state = self.store.load(session_id)
-        reply, new_state = self.ask(text, state)
+        result: ChatTurn | None = None
+        new_state: ConversationState | None = None
+        if self.dialogue is not None and self.engine.validate(text) is None:
+            try:
+                turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel),
+                                              self.settings.dialogue_timeout_s)
+                self.dialogue.record(ok=True)
+                result, new_state = ChatTurn(turn.reply, turn.buttons), turn.state
+            except Exception as exc:  # noqa: BLE001 - a failed or slow turn is answered by the engine
+                error = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+                log.warning("dialogue turn failed (%s); answering from the engine alone", error)
+                self.dialogue.record(ok=False, error=error)
+        if result is None:
+            state = await asyncio.to_thread(self.store.load, session_id)
+            reply, new_state = await asyncio.to_thread(self.ask, text, state)
+            result = ChatTurn(reply, degraded=self.dialogue is not None or self.dialogue_error is not None)
         latency_ms = (time.perf_counter() - started) * 1000
-        self.store.record(session_id, channel, reply, new_state, latency_ms)
-        return reply
+        await asyncio.to_thread(self.store.record, session_id, channel, result.reply, new_state, latency_ms)
+        return result
+
+    def chat(self, session_id: str, text: object, channel: str = "api") -> Reply:
+        """One turn without an event loop of the caller's (engine-only assistants, scripts)."""
+        return asyncio.run(self.turn(session_id, text, channel)).reply
 

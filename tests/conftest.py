@@ -45,12 +45,13 @@ def env_for(settings: Settings) -> dict[str, str]:
         VNA_DATA_DIR=str(settings.data_dir),
         VNA_PROCEDURE_DOMAINS=json.dumps(settings.procedure_domains, ensure_ascii=False),
         VNA_CACHE_DIR=str(settings.cache_dir),
+        VNA_DIALOGUE="false",  # engine only unless a test turns the dialogue layer on (it loads TensorFlow)
     )
 
 
 @pytest.fixture(scope="session")
 def assistant(settings: Settings) -> Assistant:
-    return Assistant(settings, progress=False)
+    return Assistant(settings, progress=False, dialogue=False)  # the engine alone; see test_dialogue.py
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,26 @@ def client(settings: Settings, assistant: Assistant) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def trained_model(settings: Settings) -> Path:
+    """The Rasa model of this checkout (`python -m bot train`), in the test data dir.
+
+    Training takes minutes, so a model is kept under VNA_CACHE_DIR/test-models/<fingerprint>/ and reused while
+    config.yml, nlu_data/, bot/nlu, bot/text and the lexicon are unchanged (the same rule as `train` itself).
+    """
+    import hashlib
+    import shutil
+
+    from bot.nlu.train import model_fingerprint, train_model
+
+    key = hashlib.sha256(model_fingerprint().encode()).hexdigest()[:16]
+    cached = settings.cache_dir / "test-models" / key
+    models = settings.data_dir / "models"
+    if (cached / "model.json").exists() and not (models / "model.json").exists():
+        shutil.copytree(cached, models, dirs_exist_ok=True)
+    model = train_model(settings, progress=False)
+    if model.trained:
+        shutil.copytree(models, cached, dirs_exist_ok=True, ignore=shutil.ignore_patterns("building"))
+    return model.path

@@ -1,0 +1,232 @@
+"""Rasa in the serving process: NLU, dialogue policies and the custom actions, one turn at a time.
+
+Why one process (docs/architecture.md, "Processes"): Rasa's model keeps TensorFlow resident (~0.6 GB), the
+engine keeps the index (~1.1 GB); a Rasa server, an action server and the API as three processes would hold
+TensorFlow or the index twice and pay two HTTP hops per turn on a 2-core machine with a 2.5 GB budget. So the
+API loads a Rasa ``Agent`` itself and gives it an endpoint that runs the rasa-sdk actions in-process (same
+wire format, no socket). ``VNA_ACTION_ENDPOINT`` points Rasa at a separate rasa-sdk server instead
+(``python -m bot actions``), for operators who want the actions apart.
+
+Degraded mode: when the model cannot be loaded, or a turn fails, times out (``VNA_DIALOGUE_TIMEOUT_S``) or
+produces no reply (e.g. the action server is down), the caller answers from the engine alone; every such
+turn is logged and counted in :meth:`Dialogue.status` (shown by ``GET /health``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.engine import ConversationState, Reply, Source
+
+log = logging.getLogger(__name__)
+
+
+# NLU intents that do not say what was asked; the engine's aspect is reported instead when it found one
+_VAGUE_INTENTS = frozenset({"ask_general", "nlu_fallback", "out_of_scope"})
+
+
+class DialogueError(RuntimeError):
+    """The dialogue layer could not handle a turn (the caller answers from the engine instead)."""
+
+
+@dataclass
+class DialogueTurn:
+    reply: Reply
+    state: ConversationState | None  # the engine state after the turn, when an engine-backed action ran
+    buttons: list[dict] = field(default_factory=list)
+
+
+class InProcessActions:
+    """An action endpoint that runs the rasa-sdk actions of ``package`` in this process.
+
+    Rasa's ``RemoteAction`` calls ``endpoint.request(json=action_call)`` and reads the action server's JSON
+    answer; this gives it the same answer from rasa-sdk's own executor, without HTTP.
+    """
+
+    def __new__(cls, package: str):  # noqa: ANN204 - returns an EndpointConfig subclass instance
+        from rasa.utils.endpoints import EndpointConfig
+        from rasa_sdk.executor import ActionExecutor
+
+        class _Endpoint(EndpointConfig):
+            def __init__(self) -> None:
+                super().__init__(url=f"inprocess://{package}")
+                self.executor = ActionExecutor()
+                self.executor.register_package(package)
+
+            async def request(self, method: str = "post", subpath: str | None = None, content_type: str | None = None,
+                              compress: bool = False, **kwargs: Any) -> Any:  # noqa: ANN401
+                return await self.executor.run(kwargs["json"])
+
+        return _Endpoint()
+
+
+def tracker_store_for(settings: Settings, domain: Any):  # noqa: ANN001, ANN201, ANN401
+    """Rasa's SQL tracker store on the configured database (a SQLite file beside the assistant's by default)."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_tracker_url)
+    if url.drivername.startswith("sqlite"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return SQLTrackerStore(domain=domain, dialect="sqlite", db=url.database)
+    return SQLTrackerStore(domain=domain, dialect=url.drivername, host=url.host, port=url.port, db=url.database,
+                           username=url.username, password=url.password)
+
+
+def compile_action_result_schema() -> None:
+    """Validate custom actions' results against a schema compiled once.
+
+    Rasa 3.6's ``RemoteAction`` calls ``jsonschema.validate`` on every action result, which re-checks the
+    (large, constant) events schema itself each time: ~45 ms of CPU per action on this machine, more than the
+    rest of the turn. The same validation with a validator built once costs well under a millisecond.
+    """
+    from jsonschema import ValidationError
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    if getattr(RemoteAction, "_vna_compiled", False):
+        return
+    schema = RemoteAction.action_response_format_spec()
+    validator = validator_for(schema)(schema)
+
+    def validate(self, result: dict) -> bool:  # noqa: ANN001 - replaces RemoteAction._validate_action_result
+        error = best_match(validator.iter_errors(result))
+        if error is None:
+            return True
+        if not isinstance(error, ValidationError):  # pragma: no cover - best_match returns ValidationErrors
+            raise error
+        error.message += (
+            ". Failed to validate Action server response from API, make sure your response from the Action "
+            f"endpoint is valid. For more information about the format visit {DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+
+    RemoteAction._validate_action_result = validate
+    RemoteAction._vna_compiled = True
+
+
+def cache_event_types() -> None:
+    """Resolve event type names with a dictionary instead of a class-tree walk.
+
+    Rasa 3.6's ``Event.resolve_by_type`` lists every subclass of ``Event`` (recursively, with an
+    ``inspect.isabstract`` check each) for every event it deserialises — about a hundred times a turn, ~10 ms.
+    The first class found for a name is remembered, as the walk would find it first; an unknown name walks
+    again (a class imported since), so the behaviour is unchanged.
+    """
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    if getattr(Event, "_vna_cached", False):
+        return
+    found: dict[str, type] = {}
+
+    def resolve_by_type(type_name: str, default: type | None = None) -> type | None:
+        cls = found.get(type_name)
+        if cls is None:
+            for sub in all_subclasses(Event):
+                found.setdefault(sub.type_name, sub)
+            cls = found.get(type_name)
+        if cls is not None:
+            return cls
+        if type_name == "topic":
+            return None  # as Rasa: old TopicSet events
+        if default is not None:
+            return default
+        raise ValueError(f"Unknown event name '{type_name}'.")
+
+    Event.resolve_by_type = staticmethod(resolve_by_type)
+    Event._vna_cached = True
+
+
+class Dialogue:
+    """The loaded Rasa agent, with the bookkeeping /health shows."""
+
+    def __init__(self, settings: Settings, agent: Any) -> None:  # noqa: ANN401
+        self.settings = settings
+        self.agent = agent
+        self._lock = threading.Lock()
+        self.turns = 0
+        self.degraded_turns = 0
+        self.last_failure: dict | None = None
+
+    @classmethod
+    def load(cls, settings: Settings, model_path: Path) -> Dialogue:
+        from bot.nlu.train import quiet_rasa
+
+        quiet_rasa()
+        compile_action_result_schema()
+        cache_event_types()
+        from rasa.core.agent import Agent
+        from rasa.utils.endpoints import EndpointConfig
+
+        if settings.action_endpoint:
+            endpoint = EndpointConfig(url=settings.action_endpoint)
+        else:
+            endpoint = InProcessActions("bot.dialogue.actions")
+        # the agent wraps the store in Rasa's FailSafeTrackerStore and gives it the model's domain
+        agent = Agent.load(str(model_path), action_endpoint=endpoint, tracker_store=tracker_store_for(settings, None))
+        return cls(settings, agent)
+
+    async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
+        from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+        parse = await self.agent.parse_message(text)
+        intent = (parse.get("intent") or {}).get("name")
+        message = UserMessage(text, CollectingOutputChannel(), session_id, input_channel=channel, parse_data=parse)
+        messages = await self.agent.handle_message(message)
+        if not messages:
+            raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")
+        return self._merge(text, intent, messages)
+
+    def _merge(self, text: str, intent: str | None, messages: list[dict]) -> DialogueTurn:
+        texts, buttons, sources = [], [], []
+        fallback, outcome, state = False, "small_talk", None
+        for m in messages:
+            if m.get("text"):
+                texts.append(m["text"])
+            buttons += m.get("buttons") or []
+            custom = m.get("custom") or {}
+            if not custom:
+                continue
+            if not sources and custom.get("sources"):
+                sources = [Source(**s) for s in custom["sources"]]
+            fallback = fallback or bool(custom.get("fallback"))
+            outcome = custom.get("outcome") or outcome
+            if custom.get("state") is not None:
+                state = ConversationState.from_dict(custom["state"])
+        if intent in ("out_of_scope", "nlu_fallback") and outcome == "small_talk":
+            fallback, outcome = True, "declined"
+        engine_intent = next((m["custom"].get("engine_intent") for m in messages if (m.get("custom") or {})), None)
+        if outcome == "answered" and intent in _VAGUE_INTENTS and engine_intent not in (None, "ask_general"):
+            # "lệ phí đăng ký kết hôn": the classifier saw a procedure name, the engine also saw what was asked
+            intent = engine_intent
+        reply = Reply(text, "\n\n".join(texts), intent, fallback, sources, outcome=outcome)
+        return DialogueTurn(reply, state, buttons)
+
+    def record(self, ok: bool, error: str | None = None) -> None:
+        with self._lock:
+            self.turns += 1
+            if not ok:
+                self.degraded_turns += 1
+                self.last_failure = {"at": time.time(), "error": error}
+
+    def status(self) -> dict:
+        with self._lock:
+            recent = self.last_failure is not None and time.time() - self.last_failure["at"] < 60
+            return {
+                "status": "degraded" if recent else "ok",
+                "model": self.agent.model_name if self.agent else None,
+                "actions": self.settings.action_endpoint or "in-process",
+                "turns": self.turns,
+                "degraded_turns": self.degraded_turns,
+                "last_failure": self.last_failure,
+            }
+
