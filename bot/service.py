@@ -61,10 +61,15 @@ class Assistant:
             from bot.nlu.train import train_model
 
             model = train_model(self.settings, progress=progress)
-            self.dialogue = Dialogue.load(self.settings, model.path)
+            self.dialogue = Dialogue.load(self.settings, model.path, second_opinion=self._engine_opinion)
         except Exception as exc:  # noqa: BLE001 - any failure here means: answer without the dialogue layer
             self.dialogue_error = f"{type(exc).__name__}: {exc}"
             log.exception("the dialogue layer is unavailable; answering from the engine alone")
+
+    async def _engine_opinion(self, session_id: str, text: str) -> Reply:
+        state = await asyncio.to_thread(self.store.load, session_id)
+        reply, _ = await asyncio.to_thread(self.ask, text, state)
+        return reply
 
     def dialogue_status(self) -> dict:
         if self.dialogue is not None:

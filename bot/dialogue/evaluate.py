@@ -80,6 +80,10 @@ def run_dialogue_eval(settings: Settings, args: argparse.Namespace) -> int:
                   and any(fold(str(e)).replace(" ", "") in folded for e in q["expected"]))
             add("plan:fact", float(ok))
             add("inscope:declined", float(body["fallback"]))
+            if not ok:
+                misses.append({"id": q["id"], "question": q["question"], "expected": q["expected"],
+                               "got": body["sources"][0]["id"] if body["sources"] else None,
+                               "intent": body["intent"], "fallback": body["fallback"], "reply": body["reply"][:160]})
         for q in _read(root / "out_of_scope.jsonl"):
             body = post(f"eval-{run}-{q['id']}", q["question"])
             add("oos:declined", float(body["fallback"]))

@@ -27,6 +27,14 @@ from bot.engine import ConversationState, Reply, Source
 log = logging.getLogger(__name__)
 
 
+# Intents answered without the engine (a fixed reply, a rating, a handoff…). When the classifier picks one of
+# them without conviction, the engine is asked too (see Dialogue.arbitrate).
+_CONVERSATIONAL = frozenset({
+    "greet", "goodbye", "thanks", "bot_challenge", "affirm", "deny", "ask_human", "rate", "choose_option",
+    "smalltalk_how_are_you", "smalltalk_capabilities", "smalltalk_insult",
+})
+ARBITRATION_BELOW = 0.9  # classifier confidence under which a conversational intent gets a second opinion
+
 # NLU intents that do not say what was asked; the engine's aspect is reported instead when it found one
 _VAGUE_INTENTS = frozenset({"ask_general", "nlu_fallback", "out_of_scope"})
 
@@ -149,16 +157,18 @@ def cache_event_types() -> None:
 class Dialogue:
     """The loaded Rasa agent, with the bookkeeping /health shows."""
 
-    def __init__(self, settings: Settings, agent: Any) -> None:  # noqa: ANN401
+    def __init__(self, settings: Settings, agent: Any, second_opinion: Any = None) -> None:  # noqa: ANN401
         self.settings = settings
         self.agent = agent
+        # async (session_id, text) -> Reply: the engine's answer with the stored conversation state
+        self.second_opinion = second_opinion
         self._lock = threading.Lock()
         self.turns = 0
         self.degraded_turns = 0
         self.last_failure: dict | None = None
 
     @classmethod
-    def load(cls, settings: Settings, model_path: Path) -> Dialogue:
+    def load(cls, settings: Settings, model_path: Path, second_opinion: Any = None) -> Dialogue:  # noqa: ANN401
         from bot.nlu.train import quiet_rasa
 
         quiet_rasa()
@@ -173,18 +183,40 @@ class Dialogue:
             endpoint = InProcessActions("bot.dialogue.actions")
         # the agent wraps the store in Rasa's FailSafeTrackerStore and gives it the model's domain
         agent = Agent.load(str(model_path), action_endpoint=endpoint, tracker_store=tracker_store_for(settings, None))
-        return cls(settings, agent)
+        return cls(settings, agent, second_opinion)
 
     async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
         from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-        parse = await self.agent.parse_message(text)
+        parse = await self.arbitrate(session_id, text, await self.agent.parse_message(text))
         intent = (parse.get("intent") or {}).get("name")
         message = UserMessage(text, CollectingOutputChannel(), session_id, input_channel=channel, parse_data=parse)
         messages = await self.agent.handle_message(message)
         if not messages:
             raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")
         return self._merge(text, intent, messages)
+
+    async def arbitrate(self, session_id: str, text: str, parse: dict) -> dict:
+        """A real question the classifier mistakes for small talk, a yes/no or a request for a person — "Nhà có
+        người quen lên ngủ lại thì có phải báo lưu trú không?" as ``bot_challenge`` (0.59) — would get a fixed
+        reply. Such guesses are unsure (the real ones score ≥ 0.97 on the dev examples), so below
+        ``ARBITRATION_BELOW`` the engine is asked: if it answers from a record, the turn goes to the engine with
+        the aspect the engine found; if it declines the message as off-topic, it goes there as ``out_of_scope``.
+        Button payloads ("/affirm") are never second-guessed."""
+        intent = parse.get("intent") or {}
+        name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
+        if (self.second_opinion is None or name not in _CONVERSATIONAL or confidence >= ARBITRATION_BELOW
+                or text.lstrip().startswith("/")):
+            return parse
+        reply = await self.second_opinion(session_id, text)
+        if reply.outcome == "answered" and reply.intent in self.agent.domain.intents:
+            chosen = reply.intent
+        elif reply.outcome == "declined":
+            chosen = "out_of_scope"
+        else:
+            return parse
+        log.info("intent %s (%.2f) overruled by the engine: %s", name, confidence, chosen)
+        return parse | {"intent": {"name": chosen, "confidence": confidence}, "overruled_intent": name}
 
     def _merge(self, text: str, intent: str | None, messages: list[dict]) -> DialogueTurn:
         texts, buttons, sources = [], [], []
