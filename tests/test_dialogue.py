@@ -198,3 +198,22 @@ def test_actions_in_a_separate_rasa_sdk_server(rasa_client: TestClient, rasa_ass
         processor.action_endpoint = in_process
         server.terminate()
         server.wait(30)
+
+
+def test_memoized_ted_predictions_equal_fresh_ones(rasa_client: TestClient, rasa_assistant: Assistant) -> None:
+    import asyncio
+
+    from rasa.core.policies.ted_policy import TEDPolicy
+
+    post = send(rasa_client)
+    for text in ("làm lại cccd ở đâu", "cái thứ 2", "thế còn lệ phí?"):
+        post("ted-1", text)
+    agent = rasa_assistant.dialogue.agent
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    [ted] = [n._component for n in nodes if isinstance(getattr(n, "_component", None), TEDPolicy)]
+    tracker = asyncio.run(agent.tracker_store.retrieve("ted-1"))
+    fresh = TEDPolicy._vna_original_predict(ted, tracker, agent.domain)
+    first = ted.predict_action_probabilities(tracker, agent.domain)
+    second = ted.predict_action_probabilities(tracker, agent.domain)  # from the cache
+    assert first.probabilities == fresh.probabilities == second.probabilities
+    assert len(ted._vna_predictions) >= 1
