@@ -79,10 +79,6 @@ class Settings(BaseSettings):
         return self.tracker_store_url or f"sqlite:///{self.data_dir / 'dialogue.db'}"
 
     @property
-    def model_path(self) -> Path:
-        return self.data_dir / "models" / "assistant.tar.gz"
-
-    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
 

@@ -176,13 +176,6 @@ class ConversationStore:
         with self.db.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query).all()]
 
-    def channel_of(self, session_id: str) -> str:
-        with self.db.connect() as conn:
-            row = conn.execute(
-                select(conversations.c.channel).where(conversations.c.session_id == session_id)
-            ).first()
-        return row[0] if row else "api"
-
     def history(self, session_id: str) -> list[dict]:
         with self.db.connect() as conn:
             rows = conn.execute(

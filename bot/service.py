@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 class ChatTurn:
     reply: Reply
     buttons: list[dict] = field(default_factory=list)  # choices the channel may render (numbered in text)
-    degraded: bool = False  # answered by the engine alone because the dialogue layer failed or is off
 
 
 class Assistant:
@@ -102,12 +101,8 @@ class Assistant:
         if result is None:
             state = await asyncio.to_thread(self.store.load, session_id)
             reply, new_state = await asyncio.to_thread(self.ask, text, state)
-            result = ChatTurn(reply, degraded=self.dialogue is not None or self.dialogue_error is not None)
+            result = ChatTurn(reply)
         latency_ms = (time.perf_counter() - started) * 1000
         await asyncio.to_thread(self.store.record, session_id, channel, result.reply, new_state, latency_ms)
         return result
-
-    def chat(self, session_id: str, text: object, channel: str = "api") -> Reply:
-        """One turn without an event loop of the caller's (engine-only assistants, scripts)."""
-        return asyncio.run(self.turn(session_id, text, channel)).reply
 

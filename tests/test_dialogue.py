@@ -94,10 +94,13 @@ def test_a_rating_out_of_range_is_not_stored(rasa_client: TestClient, rasa_assis
         "đăng ký kết hôn 結婚 registration ở đâu",
     ],
 )
-def test_bad_input_gets_a_clear_answer(text: str, rasa_client: TestClient) -> None:
+def test_bad_input_gets_a_clear_answer(text: str, rasa_client: TestClient, rasa_assistant: Assistant) -> None:
     r = rasa_client.post("/api/chat", json={"session_id": "bad-input", "text": text})
     assert r.status_code == 200, r.text
     assert r.json()["reply"].strip()
+    if text.startswith(("Ignore previous", "'; DROP")):
+        assert r.json()["fallback"] is True  # declined, not answered
+    assert rasa_assistant.store.history("bad-input")  # the turn (and the turns table) are still there
 
 
 def _closed_port() -> int:

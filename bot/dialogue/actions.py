@@ -160,7 +160,7 @@ class ActionAnswer(Action):
         return slots_for(new_state, handoff_offered=offer)
 
 
-_LEVEL_WORDS = {"xa": "xa", "tinh": "tinh", "bo": "bo"}
+_LEVELS = frozenset({"xa", "tinh", "bo"})  # as bot.answer.variants.procedure_levels names them
 _OPTION_RE = re.compile(r"^(?:[1-9]|last|xa|tinh|bo)$")
 
 
@@ -175,7 +175,7 @@ def resolve_option(option: str | None, facts: list[str], pending: list[str], int
             return pending[n - 1] if 1 <= n <= len(pending) else None
         if option == "last":
             return pending[-1]
-        if option in _LEVEL_WORDS:
+        if option in _LEVELS:
             for code in pending:
                 proc = kb.procedures.get(code)
                 if proc is not None and option in procedure_levels(proc):

@@ -274,7 +274,7 @@ class Dialogue:
 
     def _merge(self, text: str, intent: str | None, messages: list[dict]) -> DialogueTurn:
         texts, buttons, sources = [], [], []
-        fallback, outcome, state = False, "small_talk", None
+        fallback, outcome, state, engine_intent = False, "small_talk", None, None
         for m in messages:
             if m.get("text"):
                 texts.append(m["text"])
@@ -286,11 +286,11 @@ class Dialogue:
                 sources = [Source(**s) for s in custom["sources"]]
             fallback = fallback or bool(custom.get("fallback"))
             outcome = custom.get("outcome") or outcome
+            engine_intent = engine_intent or custom.get("engine_intent")
             if custom.get("state") is not None:
                 state = ConversationState.from_dict(custom["state"])
         if intent in ("out_of_scope", "nlu_fallback") and outcome == "small_talk":
             fallback, outcome = True, "declined"
-        engine_intent = next((m["custom"].get("engine_intent") for m in messages if (m.get("custom") or {})), None)
         if outcome == "answered" and intent in _VAGUE_INTENTS and engine_intent not in (None, "ask_general"):
             # "lệ phí đăng ký kết hôn": the classifier saw a procedure name, the engine also saw what was asked
             intent = engine_intent

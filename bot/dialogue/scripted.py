@@ -25,6 +25,7 @@ class ConversationResult:
     name: str
     turns: int
     problems: list[str] = field(default_factory=list)
+    failed_turns: int = 0
 
     @property
     def passed(self) -> bool:
@@ -42,7 +43,7 @@ class Report:
 
     @property
     def failed_turns(self) -> int:
-        return sum(len({p.split(":")[0] for p in c.problems}) for c in self.conversations)
+        return sum(c.failed_turns for c in self.conversations)
 
     def summary(self) -> dict:
         lat = sorted(self.latencies_ms)
@@ -114,8 +115,9 @@ def run_conversations(send: Callable[[str, str], dict], store: ConversationStore
             started = time.perf_counter()
             result = send(session_id, str(turn["say"]))
             latencies.append((time.perf_counter() - started) * 1000)
-            for problem in check_turn(turn, result, previous_source, store, session_id):
-                outcome.problems.append(f"turn {number} ({turn['say']!r}): {problem}")
+            problems = check_turn(turn, result, previous_source, store, session_id)
+            outcome.failed_turns += bool(problems)
+            outcome.problems += [f"turn {number} ({turn['say']!r}): {problem}" for problem in problems]
             first = _first_source(result)
             if first is not None and not result.get("fallback"):
                 previous_source = first["id"]
