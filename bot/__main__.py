@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|actions|telegram-poll|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,38 @@ def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telegram_poll(args: argparse.Namespace) -> int:
+    """Development: answer a Telegram bot by polling getUpdates (no public URL needed; removes the webhook)."""
+    import asyncio
+
+    from bot.config import get_settings
+    from bot.service import Assistant
+    from connectors.core import ChannelHub
+    from connectors.telegram import TelegramChannel
+
+    settings = get_settings()
+    if settings.telegram_token is None:
+        print("telegram-poll: set VNA_TELEGRAM_TOKEN (environment or .env) first; see docs/channels.md",
+              file=sys.stderr)
+        return 2
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(settings, progress=True)
+
+    async def run() -> None:
+        channel = TelegramChannel(settings)
+        hub = ChannelHub(assistant, settings, [channel])
+        await hub.start()
+        print("telegram-poll: answering messages; Ctrl+C to stop", file=sys.stderr, flush=True)
+        try:
+            await channel.poll(hub)
+        finally:
+            await hub.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
 def cmd_build_index(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.retrieval.index import build_index
@@ -161,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     act.add_argument("--host", default="127.0.0.1")
     act.add_argument("--port", type=int, default=5055)
     act.set_defaults(func=cmd_actions)
+
+    poll = sub.add_parser("telegram-poll", help="development: answer the Telegram bot by polling instead of a webhook")
+    poll.set_defaults(func=cmd_telegram_poll)
 
     build = sub.add_parser("build-index", help="(re)build the knowledge index")
     build.set_defaults(func=cmd_build_index)

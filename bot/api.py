@@ -6,6 +6,7 @@ wrong field types get 422 with a readable message, over-long or unreadable text 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,10 @@ from pydantic import BaseModel, Field
 from bot import __version__
 from bot.config import Settings, get_settings
 from bot.service import Assistant
+from connectors import build_hub
+from connectors.telegram import mount_telegram
+from connectors.web import mount_web
+from connectors.zalo import mount_zalo
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,12 @@ class ChatRequest(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"session_id": "demo-1", "text": "lam lai cccd o dau"}]}}
 
 
+class RatingRequest(BaseModel):
+    session_id: str = Field(min_length=1, max_length=128)
+    score: int = Field(ge=1, le=5, description="1 (very dissatisfied) … 5 (very satisfied).")
+    channel: str | None = Field(default=None, max_length=32)
+
+
 class SourceOut(BaseModel):
     id: str
     kind: Literal["procedure", "plan", "faq"]
@@ -117,7 +128,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.assistant = assistant or Assistant(settings, progress=False)
-        yield
+        app.state.hub = build_hub(app.state.assistant, settings)
+        await app.state.hub.start()
+        try:
+            yield
+        finally:
+            await app.state.hub.stop()
 
     app = FastAPI(
         title="Trợ lý thủ tục hành chính",
@@ -127,6 +143,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         lifespan=lifespan,
     )
 
+    app.state.settings = settings
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
@@ -159,4 +176,14 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         turn = await assistant.turn(body.session_id, body.text, body.channel or "api")
         return turn.reply.contract() | {"buttons": turn.buttons}
 
+    @app.post("/api/rating")
+    async def rating(body: RatingRequest, request: Request) -> dict:
+        """The citizen's 1–5 rating of the conversation (the web page's stars; chat channels rate in the dialogue)."""
+        assistant: Assistant = request.app.state.assistant
+        await asyncio.to_thread(assistant.store.rate, body.session_id, body.channel or "api", body.score)
+        return {"ok": True, "score": body.score}
+
+    mount_web(app)
+    mount_telegram(app)
+    mount_zalo(app)
     return app

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +61,28 @@ class Settings(BaseSettings):
 
     portal_url: str = "https://dichvucong.gov.vn"
     hotline: str = "1800 1096"  # national public service portal hotline; operators set their own
+
+    # Channels (docs/channels.md). A channel is on when its secrets are set; secrets have no defaults.
+    # Telegram: the bot token from @BotFather and the webhook secret Telegram echoes in
+    # X-Telegram-Bot-Api-Secret-Token. With telegram_webhook_url set, `serve` registers the webhook at start.
+    telegram_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # e.g. https://bot.example.gov.vn/telegram/webhook
+    telegram_api_url: str = "https://api.telegram.org/bot"  # Bot API base (a local Bot API server, or tests)
+    # Zalo Official Account: the app id, the OA secret key (signs webhooks), the app secret (refreshes tokens)
+    # and the first access/refresh token pair; refreshed pairs are kept in the database, not here.
+    zalo_app_id: str | None = None
+    zalo_oa_secret: SecretStr | None = None
+    zalo_app_secret: SecretStr | None = None
+    zalo_access_token: SecretStr | None = None
+    zalo_refresh_token: SecretStr | None = None
+    zalo_api_url: str = "https://openapi.zalo.me"
+    zalo_oauth_url: str = "https://oauth.zaloapp.com"
+    # Outgoing channel messages wait in a persistent outbox until delivered: retried with exponential backoff
+    # (1 s, 2 s, 4 s … capped at outbox_max_backoff_s) up to outbox_max_attempts, then kept as failed.
+    outbox_max_attempts: int = 12
+    outbox_max_backoff_s: float = 300.0
+    channel_timeout_s: float = 15.0  # one HTTP call to a channel's API
 
     @property
     def resolved_workers(self) -> int:

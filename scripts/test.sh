@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/system-deps.sh
 VENV="${VNA_VENV:-.venv}"
 "$VENV/bin/ruff" check bot connectors tests scripts
 "$VENV/bin/python" -m pytest "$@"

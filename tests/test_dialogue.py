@@ -220,3 +220,45 @@ def test_memoized_ted_predictions_equal_fresh_ones(rasa_client: TestClient, rasa
     second = ted.predict_action_probabilities(tracker, agent.domain)  # from the cache
     assert first.probabilities == fresh.probabilities == second.probabilities
     assert len(ted._vna_predictions) >= 1
+
+
+def test_a_zalo_conversation_through_rasa_follow_up_choice_and_rating(settings: Settings,
+                                                                      rasa_assistant: Assistant) -> None:
+    """The full path of a chat channel: signed webhook → inbox → Rasa + engine → outbox → the platform."""
+    import hashlib
+    import json
+    import time
+
+    from pydantic import SecretStr
+
+    from tests.channel_peers import ZaloPeer, serve, wait_for, zalo_api
+
+    peer = ZaloPeer()
+    with serve(zalo_api(peer)) as url:
+        zalo_settings = settings.model_copy(update={
+            "zalo_app_id": peer.app_id, "zalo_oa_secret": SecretStr("oa-secret"),
+            "zalo_app_secret": SecretStr(peer.app_secret), "zalo_access_token": SecretStr(peer.access_token),
+            "zalo_refresh_token": SecretStr(peer.refresh_token), "zalo_api_url": url, "zalo_oauth_url": url})
+        with TestClient(create_app(zalo_settings, rasa_assistant)) as client:
+            def say(text: str) -> str:
+                before = len(peer.of("send"))
+                event = {"app_id": peer.app_id, "event_name": "user_send_text", "sender": {"id": "rasa-1"},
+                         "recipient": {"id": "oa"}, "message": {"text": text, "msg_id": f"r-{time.time_ns()}"},
+                         "timestamp": str(int(time.time() * 1000))}
+                body = json.dumps(event, ensure_ascii=False).encode()
+                mac = hashlib.sha256(peer.app_id.encode() + body + event["timestamp"].encode() + b"oa-secret")
+                r = client.post("/zalo/webhook", content=body, headers={"X-ZEvent-Signature": f"mac={mac.hexdigest()}"})
+                assert r.status_code == 200
+                wait_for(lambda: peer.of("send")[before:], what=f"the reply to {text!r}")
+                time.sleep(0.3)  # a reply may come in several messages
+                return "\n".join(p["message"]["text"] for p in peer.of("send")[before:])
+
+            first = say("làm lại căn cước ở đâu")
+            assert "Trả lời bằng số" in first and "2. Cấp lại thẻ căn cước (thực hiện tại cấp tỉnh)" in first
+            assert "2.001194" in say("cái thứ 2")  # the provincial variant's code
+            fee = say("thế còn lệ phí?")
+            assert "phí" in fee.lower() and "2.001194" in fee
+            assert "từ 1" in say("cảm ơn nhé")
+            say("5")
+    assert rasa_assistant.store.rating_list("zalo:rasa-1") == [
+        {"session_id": "zalo:rasa-1", "channel": "zalo", "score": 5}]

@@ -21,6 +21,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot import service
 from bot.answer.variants import facts as title_facts
 from bot.answer.variants import procedure_levels
 from bot.engine import ConversationState, Reply
@@ -88,13 +89,7 @@ def payload(reply: Reply, state: ConversationState | None) -> dict:
 
 
 def option_buttons(state: ConversationState) -> list[dict]:
-    kb = assistant().engine.kb
-    buttons = []
-    for i, code in enumerate(state.options, 1):
-        proc = kb.procedures.get(code)
-        if proc is not None:
-            buttons.append({"title": f"{i}. {proc.title}", "payload": f'/choose_option{{"option": "{i}"}}'})
-    return buttons
+    return service.option_buttons(assistant().engine, state.options, payload="rasa")
 
 
 def utter_reply(dispatcher: CollectingDispatcher, reply: Reply, state: ConversationState) -> None:
