@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|actions|telegram-poll|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|actions|telegram-poll|demo-data|db|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -143,6 +143,44 @@ def cmd_telegram_poll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    """Fill the dashboard with simulated conversations (marked as such), or remove them."""
+    from bot.config import get_settings
+
+    settings = get_settings()
+    if args.remove:
+        from bot.conversation import ConversationStore
+        from bot.demo import remove
+
+        removed = remove(settings, ConversationStore(settings.resolved_database_url).db)
+        print(json.dumps({"removed": removed}, ensure_ascii=False))
+        return 0
+    from bot.demo import replay
+    from bot.service import Assistant
+
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(settings, progress=True)
+    counts = replay(assistant, days=args.days, seed=args.seed)
+    print(json.dumps({"simulated": counts, "remove_with": "python -m bot demo-data --remove"}, ensure_ascii=False))
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Schema migrations of the assistant's database (applied automatically at start; this is for operators)."""
+    from sqlalchemy import create_engine
+
+    from bot.config import get_settings
+    from bot.db import current, head, migrate
+
+    settings = get_settings()
+    engine = create_engine(settings.resolved_database_url, future=True)
+    if args.action == "upgrade":
+        migrate(engine)
+    print(json.dumps({"database": engine.url.render_as_string(hide_password=True), "current": current(engine),
+                      "head": head()}))
+    return 0
+
+
 def cmd_build_index(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.retrieval.index import build_index
@@ -197,6 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     poll = sub.add_parser("telegram-poll", help="development: answer the Telegram bot by polling instead of a webhook")
     poll.set_defaults(func=cmd_telegram_poll)
 
+    demo = sub.add_parser("demo-data", help="replay the development questions with simulated ratings (dashboard demo)")
+    demo.add_argument("--remove", action="store_true", help="delete every simulated row instead")
+    demo.add_argument("--days", type=int, default=14, help="spread the conversations over this many days")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo_data)
+
+    db = sub.add_parser("db", help="database schema: show the revision, or upgrade it (done at every start anyway)")
+    db.add_argument("action", choices=["current", "upgrade"])
+    db.set_defaults(func=cmd_db)
+
     build = sub.add_parser("build-index", help="(re)build the knowledge index")
     build.set_defaults(func=cmd_build_index)
 
@@ -213,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--force", action="store_true", help="retrain even if nothing changed")
     train.set_defaults(func=cmd_train)
 
+    from bot.console.cli import register
+    register(sub)
     args = parser.parse_args(argv)
     if args.command == "ask" and args.batch and not args.json:
         parser.error("--batch needs --json")

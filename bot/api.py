@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from bot import __version__
 from bot.config import Settings, get_settings
+from bot.console import mount_console
+from bot.metrics import exposition
 from bot.service import Assistant
 from connectors import build_hub
 from connectors.telegram import mount_telegram
@@ -183,7 +187,24 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         await asyncio.to_thread(assistant.store.rate, body.session_id, body.channel or "api", body.score)
         return {"ok": True, "score": body.score}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (bot/metrics.py): a bearer token when VNA_METRICS_TOKEN is set, else loopback only."""
+        token = settings.metrics_token
+        if token is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+                return JSONResponse({"detail": "A valid bearer token is required."}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        elif request.client is None or request.client.host not in ("127.0.0.1", "::1"):
+            return JSONResponse({"detail": "Set VNA_METRICS_TOKEN to read metrics from another machine."},
+                                status_code=403)
+        assistant: Assistant = request.app.state.assistant
+        body = await asyncio.to_thread(exposition, assistant.store.db)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     mount_web(app)
     mount_telegram(app)
     mount_zalo(app)
+    mount_console(app)
     return app

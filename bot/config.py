@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     outbox_max_backoff_s: float = 300.0
     channel_timeout_s: float = 15.0  # one HTTP call to a channel's API
 
+    # Staff console (/console, docs/console.md): a sign-in lasts this long at most (it also ends after 30 minutes
+    # without a request, and at sign-out).
+    console_session_ttl_s: float = 8 * 3600
+
+    # GET /metrics (Prometheus): with a token, scrapers send `Authorization: Bearer <token>`; without one, only
+    # clients on this machine are answered.
+    metrics_token: SecretStr | None = None
+
     @property
     def resolved_workers(self) -> int:
         if self.workers > 0:

@@ -11,14 +11,6 @@ import time
 from pathlib import Path
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     create_engine,
     event,
     insert,
@@ -27,58 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine as SqlEngine
 
+from bot.db import migrate
 from bot.engine import ConversationState, Reply
-
-metadata = MetaData()
-
-conversations = Table(
-    "conversations",
-    metadata,
-    Column("session_id", String(128), primary_key=True),
-    Column("channel", String(32), nullable=False),
-    Column("state", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-turns = Table(
-    "turns",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", String(128), nullable=False, index=True),
-    Column("channel", String(32), nullable=False),
-    Column("question", Text, nullable=False),
-    Column("reply", Text, nullable=False),
-    Column("intent", String(64)),
-    Column("fallback", Boolean, nullable=False),
-    Column("outcome", String(32), nullable=False),
-    Column("sources", Text, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("created_at", Float, nullable=False, index=True),
-)
-
-
-handoff_tickets = Table(
-    "handoff_tickets",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", String(128), nullable=False, index=True),
-    Column("channel", String(32), nullable=False),
-    Column("reason", String(32), nullable=False),  # requested | unanswered
-    Column("transcript", Text, nullable=False),  # JSON list of {"role": "user"|"bot", "text": str}
-    Column("status", String(16), nullable=False, default="open"),  # open | closed (set by staff)
-    Column("created_at", Float, nullable=False, index=True),
-)
-
-ratings = Table(
-    "ratings",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", String(128), nullable=False, index=True),
-    Column("channel", String(32), nullable=False),
-    Column("score", Integer, nullable=False),  # 1..5
-    Column("created_at", Float, nullable=False, index=True),
-)
+from bot.privacy import mask
+from bot.schema import conversations, handoff_tickets, ratings, turns
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -98,7 +42,7 @@ class ConversationStore:
             event.listen(self.db, "connect", _sqlite_pragmas)
         else:
             self.db = create_engine(url, pool_pre_ping=True, future=True)
-        metadata.create_all(self.db)
+        migrate(self.db)
 
     def load(self, session_id: str) -> ConversationState:
         with self.db.connect() as conn:
@@ -106,7 +50,8 @@ class ConversationStore:
         return ConversationState.from_dict(json.loads(row[0])) if row else ConversationState()
 
     def record(self, session_id: str, channel: str, reply: Reply, state: ConversationState | None,
-               latency_ms: float) -> None:
+               latency_ms: float, procedure: str | None = None, confidence: float | None = None,
+               simulated: bool = False) -> None:
         """Save the turn and the new state (None: unchanged) in one transaction."""
         now = time.time()
         state_json = json.dumps((state or ConversationState()).to_dict(), ensure_ascii=False)
@@ -118,7 +63,8 @@ class ConversationStore:
             if not updated:
                 conn.execute(
                     insert(conversations).values(
-                        session_id=session_id, channel=channel, state=state_json, created_at=now, updated_at=now
+                        session_id=session_id, channel=channel, state=state_json, created_at=now, updated_at=now,
+                        simulated=simulated,
                     )
                 )
             conn.execute(
@@ -133,11 +79,19 @@ class ConversationStore:
                     sources=json.dumps([s.id for s in reply.sources]),
                     latency_ms=latency_ms,
                     created_at=now,
+                    procedure=procedure,
+                    aspect=reply.aspects[0] if reply.aspects else None,
+                    confidence=confidence,
+                    simulated=simulated,
                 )
             )
 
     def open_ticket(self, session_id: str, channel: str, reason: str, transcript: list[dict]) -> int:
-        """Store a handoff ticket with the conversation so far; returns its number for the citizen."""
+        """Store a handoff ticket with the conversation so far; returns its number for the citizen.
+
+        The transcript is masked again here (it is built from already-masked turns; this keeps a ticket opened
+        from elsewhere just as clean)."""
+        transcript = [dict(t, text=mask(t["text"])) if isinstance(t.get("text"), str) else t for t in transcript]
         with self.db.begin() as conn:
             result = conn.execute(
                 insert(handoff_tickets).values(
@@ -147,6 +101,7 @@ class ConversationStore:
                     transcript=json.dumps(transcript, ensure_ascii=False),
                     status="open",
                     created_at=time.time(),
+                    simulated=self._simulated(conn, session_id),
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -166,8 +121,15 @@ class ConversationStore:
             raise ValueError(f"a rating is 1..5, not {score}")
         with self.db.begin() as conn:
             conn.execute(
-                insert(ratings).values(session_id=session_id, channel=channel, score=score, created_at=time.time())
+                insert(ratings).values(session_id=session_id, channel=channel, score=score, created_at=time.time(),
+                                       simulated=self._simulated(conn, session_id))
             )
+
+    @staticmethod
+    def _simulated(conn, session_id: str) -> bool:  # noqa: ANN001 - a connection in a transaction
+        """Ratings and tickets of a demo conversation are demo data too."""
+        row = conn.execute(select(conversations.c.simulated).where(conversations.c.session_id == session_id)).first()
+        return bool(row and row[0])
 
     def rating_list(self, session_id: str | None = None) -> list[dict]:
         query = select(ratings.c.session_id, ratings.c.channel, ratings.c.score).order_by(ratings.c.id)

@@ -24,13 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     and_,
     insert,
     or_,
@@ -41,7 +34,8 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
-from bot.conversation import metadata
+from bot.privacy import mask_json
+from bot.schema import channel_inbox, channel_outbox, channel_tokens
 from bot.service import Assistant, ChatTurn
 
 log = logging.getLogger(__name__)
@@ -174,54 +168,14 @@ class Channel(Protocol):
 
 # ---------------------------------------------------------------------------------------------- persistence
 
-channel_inbox = Table(
-    "channel_inbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("channel", String(32), nullable=False),
-    Column("message_id", String(128), nullable=False),
-    Column("user_id", String(128), nullable=False),
-    Column("payload", Text, nullable=False),  # the platform's JSON, as received
-    Column("status", String(16), nullable=False),  # received | processing | done | failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("error", Text),
-    Column("created_at", Float, nullable=False, index=True),
-    Column("updated_at", Float, nullable=False),
-    UniqueConstraint("channel", "message_id", name="uq_channel_inbox_message"),
-)
-
-channel_outbox = Table(
-    "channel_outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("channel", String(32), nullable=False),
-    Column("user_id", String(128), nullable=False),
-    Column("payload", Text, nullable=False),  # what Channel.send gets
-    Column("status", String(16), nullable=False, index=True),  # pending | sending | sent | failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("last_error", Text),
-    Column("inbox_id", Integer),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-channel_tokens = Table(
-    "channel_tokens",
-    metadata,
-    Column("channel", String(32), primary_key=True),
-    Column("name", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
 STALE_CLAIM_S = 120.0  # a row claimed longer ago than this belongs to a process that died
 
 
 class ChannelStore:
+    """The channel tables in the assistant's database (created by its migrations, bot.db)."""
+
     def __init__(self, db: SqlEngine) -> None:
         self.db = db
-        metadata.create_all(db, tables=[channel_inbox, channel_outbox, channel_tokens])
 
     # inbox
     def receive(self, channel: str, message_id: str, user_id: str, payload: dict) -> int | None:
@@ -266,8 +220,10 @@ class ChannelStore:
             ).all()
         return [r[0] for r in rows]
 
-    def finish_inbox(self, inbox_id: int, channel: str, user_id: str, payloads: list[dict]) -> list[int]:
-        """Queue the reply's payloads and mark the message done, in one transaction."""
+    def finish_inbox(self, inbox_id: int, channel: str, user_id: str, payloads: list[dict],
+                     masked: dict | None = None) -> list[int]:
+        """Queue the reply's payloads and mark the message done, in one transaction; the stored platform payload
+        is replaced by ``masked`` (the citizen's words with personal data masked, bot.privacy)."""
         now = time.time()
         ids = []
         with self.db.begin() as conn:
@@ -278,8 +234,10 @@ class ChannelStore:
                     created_at=now, updated_at=now,
                 ))
                 ids.append(int(result.inserted_primary_key[0]))
-            conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id)
-                         .values(status="done", error=None, updated_at=now))
+            done: dict[str, Any] = {"status": "done", "error": None, "updated_at": now}
+            if masked is not None:
+                done["payload"] = json.dumps(masked, ensure_ascii=False)
+            conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id).values(**done))
         return ids
 
     def fail_inbox(self, inbox_id: int, error: str, give_up: bool) -> None:
@@ -426,7 +384,8 @@ class ChannelHub:
                 else:
                     reply = Outgoing(UNSUPPORTED_TEXT)
                 payloads = channel.render(incoming, reply)
-            await asyncio.to_thread(self.store.finish_inbox, inbox_id, row["channel"], row["user_id"], payloads)
+            await asyncio.to_thread(self.store.finish_inbox, inbox_id, row["channel"], row["user_id"], payloads,
+                                    mask_json(json.loads(row["payload"])))
         except Exception as exc:  # noqa: BLE001 - the message stays in the inbox and is tried again
             give_up = row["attempts"] >= self.INBOX_ATTEMPTS
             log.exception("%s: processing message %s failed (attempt %d)", row["channel"], row["message_id"],
@@ -434,6 +393,15 @@ class ChannelHub:
             await asyncio.to_thread(self.store.fail_inbox, inbox_id, f"{type(exc).__name__}: {exc}", give_up)
             return
         await self.deliver()
+
+    async def send_text(self, channel: str, user_id: str, text: str) -> list[int]:
+        """Send a message outside a turn (a staff member's reply to a handed-over conversation): it goes through
+        the outbox like any reply. Raises KeyError when the channel is not configured here."""
+        adapter = self.channels[channel]
+        payloads = adapter.render(Incoming(channel, user_id), Outgoing(text))
+        ids = await asyncio.to_thread(self.store.enqueue, channel, user_id, payloads)
+        self._spawn(self.deliver())
+        return ids
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.outbox_max_backoff_s, 2.0 ** max(0, attempts - 1))

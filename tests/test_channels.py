@@ -132,6 +132,20 @@ def test_telegram_options_are_an_inline_keyboard_and_a_press_chooses(app: TestCl
     assert [p["callback_query_id"] for p in tg_peer.of("answerCallbackQuery")] == ["cbq-1"]
 
 
+def test_stored_webhook_payloads_are_masked(app: TestClient, tg_peer: TelegramPeer, assistant: Assistant) -> None:
+    from sqlalchemy import select
+
+    from bot.schema import channel_inbox
+
+    tg_post(app, tg_message(5010, "đổi cccd 001203004567 ở đâu, gọi 0912345678"))
+    wait_for(lambda: sent_to(tg_peer, 5010), what="the answer")
+    with assistant.store.db.connect() as conn:
+        stored = [r[0] for r in conn.execute(select(channel_inbox.c.payload)
+                                             .where(channel_inbox.c.user_id == "5010")).all()]
+    assert stored and "001203004567" not in stored[0] and "0912345678" not in stored[0]
+    assert "[số giấy tờ]" in stored[0] and '"id": 5010' in stored[0]  # the chat id is kept: it is the address
+
+
 def test_telegram_redelivered_update_is_answered_once(app: TestClient, tg_peer: TelegramPeer) -> None:
     update = tg_message(5004, "lệ phí đăng ký kết hôn")
     assert tg_post(app, update).status_code == 200

@@ -49,6 +49,7 @@ class DialogueTurn:
     reply: Reply
     state: ConversationState | None  # the engine state after the turn, when an engine-backed action ran
     buttons: list[dict] = field(default_factory=list)
+    confidence: float | None = None  # the NLU's confidence in the intent it chose
 
 
 class InProcessActions:
@@ -248,7 +249,9 @@ class Dialogue:
         messages = await self.agent.handle_message(message)
         if not messages:
             raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")
-        return self._merge(text, intent, messages)
+        turn = self._merge(text, intent, messages)
+        turn.confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
+        return turn
 
     async def arbitrate(self, session_id: str, text: str, parse: dict) -> dict:
         """A real question the classifier mistakes for small talk, a yes/no or a request for a person — "Nhà có

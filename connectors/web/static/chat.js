@@ -1,5 +1,7 @@
 /* The web chat page's script: sends the citizen's questions to POST /api/chat and ratings to POST /api/rating,
- * and renders the answers (source links, option buttons, star ratings). Plain browser JavaScript, no build step.
+ * and renders the answers (source links, option buttons, star ratings). While the page is visible it also asks
+ * GET /api/messages every 10 s for replies a staff member wrote in the console to this conversation (after a
+ * handover), and shows them as "Nhân viên hỗ trợ" messages. Plain browser JavaScript, no build step.
  *
  * Safety rule: every text that comes from the citizen or the bot is put into the page with textContent (or
  * as an attribute value), never as markup, so "<script>" or "<img onerror=…>" typed by anyone shows as text.
@@ -14,6 +16,9 @@
   var SESSION_KEY = 'vna.chat.session';
   var TRANSCRIPT_KEY = 'vna.chat.transcript';
   var TRANSCRIPT_LIMIT = 60; // messages kept for redisplay after a reload
+  var STAFF_AFTER_KEY = 'vna.chat.staff.after'; // {session, after}: the last staff reply shown
+  var STAFF_POLL_MS = 10000;
+  var HANDOFF_RE = /mã yêu cầu\s*#\d+/i; // the reply that says a ticket was opened for a person
   var EXAMPLES = ['Làm lại căn cước ở đâu?', 'Lệ phí đăng ký khai sinh?', 'Đăng ký thường trú cần giấy tờ gì?'];
 
   var TEXT = {
@@ -33,7 +38,8 @@
     errorTooLarge: 'Tin nhắn quá dài. Bạn vui lòng rút gọn câu hỏi rồi gửi lại.',
     errorInvalid: 'Xin lỗi, hệ thống chưa đọc được tin nhắn này. Bạn vui lòng kiểm tra lại nội dung rồi gửi lại.',
     errorServer: 'Xin lỗi, hệ thống đang gặp sự cố tạm thời. Bạn vui lòng bấm “Thử lại” sau ít phút.',
-    linkNewTab: ' (mở trong thẻ mới)'
+    linkNewTab: ' (mở trong thẻ mới)',
+    staff: 'Nhân viên hỗ trợ'
   };
 
   var logEl = document.getElementById('log');
@@ -245,6 +251,16 @@
     return msg;
   }
 
+  // A staff member's reply (from the console): text only, labelled so the citizen knows a person wrote it.
+  function renderStaff(text) {
+    var msg = el('div', 'msg msg-bot msg-staff');
+    msg.appendChild(el('p', 'rating staff-label', TEXT.staff));
+    msg.appendChild(el('div', 'bubble', text));
+    addMessage(msg);
+    scrollToMessage(msg, true);
+    return msg;
+  }
+
   function renderGreeting() {
     var msg = el('div', 'msg msg-bot msg-greeting');
     msg.appendChild(el('div', 'bubble', TEXT.greeting));
@@ -445,6 +461,7 @@
       var links = sourceLinks(data);
       remember({ who: 'user', text: shown || clean });
       remember({ who: 'bot', text: replyText(String(data.reply || ''), links), sources: links });
+      if (HANDOFF_RE.test(String(data.reply || ''))) pollStaff();
       return true;
     }, function (err) {
       if (gen !== generation) return false;
@@ -465,6 +482,51 @@
       return false;
     });
   }
+
+  // ---- staff replies (a person answering a handed-over conversation from the console) ----
+  var polling = false;
+
+  function staffAfter() {
+    try {
+      var saved = JSON.parse(storage.get(STAFF_AFTER_KEY) || 'null');
+      return saved && saved.session === sessionId && typeof saved.after === 'number' ? saved.after : 0;
+    } catch (e) {
+      return 0;
+    }
+  }
+
+  function pollStaff() {
+    // nothing to ask before the conversation started, and nothing while the page is hidden
+    if (polling || document.visibilityState === 'hidden' || !loadTranscript().length) return;
+    polling = true;
+    var gen = generation;
+    var url = new URL('api/messages', document.baseURI);
+    url.searchParams.set('session_id', sessionId);
+    url.searchParams.set('after', String(staffAfter()));
+    fetch(url.toString(), { headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' })
+      .then(function (res) {
+        if (!res.ok) throw new HttpError(res.status);
+        return res.json();
+      })
+      .then(function (items) {
+        if (gen !== generation || !Array.isArray(items)) return;
+        var after = staffAfter();
+        items.forEach(function (m) {
+          if (!m || typeof m.id !== 'number' || typeof m.text !== 'string' || m.id <= after) return;
+          renderStaff(m.text);
+          remember({ who: 'staff', text: m.text });
+          after = m.id;
+        });
+        storage.set(STAFF_AFTER_KEY, JSON.stringify({ session: sessionId, after: after }));
+      })
+      .catch(function () { /* offline for a moment: the next poll tries again */ })
+      .then(function () { polling = false; });
+  }
+
+  setInterval(pollStaff, STAFF_POLL_MS);
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') pollStaff();
+  });
 
   // ---- composer ----
   function autoGrow() {
@@ -514,6 +576,7 @@
     sessionId = newSessionId();
     storage.set(SESSION_KEY, sessionId);
     storage.remove(TRANSCRIPT_KEY);
+    storage.remove(STAFF_AFTER_KEY);
     setPending(false);
     logEl.textContent = '';
     renderGreeting();
@@ -532,10 +595,13 @@
     if (!item || typeof item.text !== 'string') return;
     if (item.who === 'user') {
       renderUser(item.text);
+    } else if (item.who === 'staff') {
+      renderStaff(item.text);
     } else {
       renderBot({ reply: item.text, sources: Array.isArray(item.sources) ? item.sources : [], fallback: false }, false);
     }
   });
   onInput();
   scroller.scrollTop = scroller.scrollHeight;
+  pollStaff();
 })();

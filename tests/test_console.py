@@ -1,0 +1,760 @@
+"""The staff console (/console) through its HTTP interface: who may do what, sessions, CSRF, the sign-in limit,
+escaping of citizen text, the review queue, the FAQ, handed-over conversations on each channel, accounts, the
+audit log, the dashboard and its exports, and `python -m bot staff`.
+
+The app is the real one over the engine-only test assistant (tests/conftest.py); staff accounts and sessions are
+made directly with the console's store, so most requests skip the (deliberately slow) password hash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import delete, func, select, update
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.console import router as console_router
+from bot.console.accounts import IDLE_TIMEOUT_S, StaffStore, hash_token
+from bot.console.auth import COOKIE
+from bot.schema import audit_log, channel_tokens, conversations, login_attempts, review_items, staff_sessions, turns
+from bot.service import Assistant
+from connectors.core import ChannelStore
+from tests.channel_peers import TelegramPeer, ZaloPeer, serve, telegram_bot_api, wait_for, zalo_api
+
+PASSWORD = "mật-khẩu-đủ-dài-123"
+XSS = "<script>alert(1)</script>"
+ROLES = ("viewer", "editor", "admin")
+
+# Every console route and the least role it needs. A route added to bot/console without a line here fails
+# test_every_console_route_is_in_the_table.
+ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/console/logout"): "viewer",
+    ("GET", "/console"): "viewer",
+    ("GET", "/console/export.csv"): "viewer",
+    ("GET", "/console/export.json"): "viewer",
+    ("GET", "/console/api/kpis"): "viewer",
+    ("GET", "/console/review"): "viewer",
+    ("GET", "/console/api/review"): "viewer",
+    ("GET", "/console/api/procedures"): "viewer",
+    ("GET", "/console/review/{turn_id}"): "viewer",
+    ("POST", "/console/review/{turn_id}/link"): "editor",
+    ("POST", "/console/review/{turn_id}/faq"): "editor",
+    ("POST", "/console/review/{turn_id}/out-of-scope"): "editor",
+    ("GET", "/console/faq"): "viewer",
+    ("GET", "/console/faq/export.json"): "viewer",
+    ("POST", "/console/faq/import"): "editor",
+    ("GET", "/console/faq/new"): "editor",
+    ("POST", "/console/faq/new"): "editor",
+    ("GET", "/console/faq/{faq_id}/edit"): "editor",
+    ("POST", "/console/faq/{faq_id}/edit"): "editor",
+    ("POST", "/console/faq/{faq_id}/retire"): "editor",
+    ("POST", "/console/faq/{faq_id}/restore"): "editor",
+    ("GET", "/console/handoff"): "viewer",
+    ("GET", "/console/handoff/{ticket_id}"): "viewer",
+    ("POST", "/console/handoff/{ticket_id}/assign"): "editor",
+    ("POST", "/console/handoff/{ticket_id}/close"): "editor",
+    ("POST", "/console/handoff/{ticket_id}/reply"): "editor",
+    ("POST", "/console/api/handoff/{ticket_id}/reply"): "editor",
+    ("GET", "/console/users"): "admin",
+    ("POST", "/console/users"): "admin",
+    ("POST", "/console/users/{user_id}/role"): "admin",
+    ("POST", "/console/users/{user_id}/active"): "admin",
+    ("GET", "/console/audit"): "admin",
+}
+PUBLIC = {("GET", "/console/login"), ("POST", "/console/login")}
+MISSING_ID = "987654"
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def tg_peer() -> Iterator[TelegramPeer]:
+    peer = TelegramPeer()
+    with serve(telegram_bot_api(peer)) as url:
+        peer.url = url  # type: ignore[attr-defined]
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def zalo_peer() -> Iterator[ZaloPeer]:
+    peer = ZaloPeer()
+    with serve(zalo_api(peer)) as url:
+        peer.url = url  # type: ignore[attr-defined]
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def app(settings: Settings, assistant: Assistant, tg_peer: TelegramPeer, zalo_peer: ZaloPeer) -> Iterator[TestClient]:
+    """The app with Telegram and Zalo configured against local contract servers (tests/channel_peers.py)."""
+    configured = settings.model_copy(update={
+        "telegram_token": SecretStr(tg_peer.token),
+        "telegram_webhook_secret": SecretStr("secret-for-console-tests"),
+        "telegram_api_url": f"{tg_peer.url}/bot",  # type: ignore[attr-defined]
+        "zalo_app_id": zalo_peer.app_id,
+        "zalo_oa_secret": SecretStr("oa-secret-for-console-tests"),
+        "zalo_app_secret": SecretStr(zalo_peer.app_secret),
+        "zalo_access_token": SecretStr("access-1"),
+        "zalo_refresh_token": SecretStr("refresh-1"),
+        "zalo_api_url": zalo_peer.url,  # type: ignore[attr-defined]
+        "zalo_oauth_url": zalo_peer.url,  # type: ignore[attr-defined]
+        "outbox_max_backoff_s": 0.3,
+    })
+    with assistant.store.db.begin() as conn:  # Zalo token pairs rotated by other test modules do not apply here
+        conn.execute(delete(channel_tokens).where(channel_tokens.c.channel == "zalo"))
+    with TestClient(create_app(configured, assistant), follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def plain(settings: Settings, assistant: Assistant) -> Iterator[TestClient]:
+    """The app with no chat platform configured (web chat and API only)."""
+    with TestClient(create_app(settings, assistant), follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def no_cookies(app: TestClient, plain: TestClient) -> None:
+    app.cookies.clear()
+    plain.cookies.clear()
+
+
+@pytest.fixture(scope="module")
+def staff(assistant: Assistant) -> StaffStore:
+    return StaffStore(assistant.store.db)
+
+
+@pytest.fixture(scope="module")
+def users(staff: StaffStore) -> dict[str, int]:
+    """One account per role (the password hash is made once per account)."""
+    run = uuid.uuid4().hex[:6]
+    return {role: staff.create_user(f"{role}-{run}", PASSWORD, role, "test") for role in ROLES}
+
+
+class Login:
+    """A signed-in staff member: the cookie header and the CSRF token of a fresh session."""
+
+    def __init__(self, staff: StaffStore, user_id: int) -> None:
+        self.token, self.csrf = staff.open_session(user_id)
+        self.cookie = {"Cookie": f"{COOKIE}={self.token}"}
+
+    def form(self, **fields: str) -> dict:
+        return {"csrf_token": self.csrf, **fields}
+
+
+@pytest.fixture
+def as_role(staff: StaffStore, users: dict[str, int]):  # noqa: ANN201
+    return lambda role: Login(staff, users[role])
+
+
+def ask(client: TestClient, text: str, channel: str = "web", session: str | None = None) -> tuple[str, dict]:
+    session = session or f"console-{uuid.uuid4().hex[:10]}"
+    r = client.post("/api/chat", json={"session_id": session, "text": text, "channel": channel})
+    assert r.status_code == 200, r.text
+    return session, r.json()
+
+
+def last_turn_id(assistant: Assistant, session: str) -> int:
+    with assistant.store.db.connect() as conn:
+        return conn.execute(select(func.max(turns.c.id)).where(turns.c.session_id == session)).scalar_one()
+
+
+def audited(assistant: Assistant, action: str, target_id: object) -> list[dict]:
+    with assistant.store.db.connect() as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.action == action,
+                                                    audit_log.c.target_id == str(target_id))).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+# ------------------------------------------------------------------------------------------------ who may do what
+
+
+def console_routes(routes: list) -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI keeps an included router as one entry
+            found |= console_routes(route.original_router.routes)
+        elif isinstance(route, APIRoute) and route.path.startswith("/console"):
+            found |= {(method, route.path) for method in route.methods - {"HEAD"}}
+    return found
+
+
+def test_every_console_route_is_in_the_table(app: TestClient) -> None:
+    routes = console_routes(app.app.routes)
+    assert routes >= PUBLIC
+    assert routes - PUBLIC == set(ROUTES), "add the new console route (and its least role) to ROUTES"
+    assert console_routes(console_router.router.routes) == routes
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", MISSING_ID, path)
+
+
+def call(client: TestClient, method: str, path: str, headers: dict | None = None, data: dict | None = None):  # noqa: ANN201
+    if method == "GET":
+        return client.get(path, headers=headers or {})
+    if "/api/" in path:
+        token = (data or {}).get("csrf_token")
+        return client.post(path, headers={**(headers or {}), **({"X-CSRF-Token": token} if token else {})},
+                           content=b"{}" if token else b"", )
+    return client.post(path, headers=headers or {}, data=data or {})
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+def test_a_route_needs_a_session_and_its_role(app: TestClient, as_role, method: str, path: str) -> None:  # noqa: ANN001
+    least = ROUTES[(method, path)]
+    url = concrete(path)
+    # no session: pages send to the sign-in page, the JSON API answers 401
+    r = call(app, method, url)
+    if path.startswith("/console/api/"):
+        assert r.status_code == 401 and r.json()["detail"]
+    else:
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+    # a role below the least one: 403
+    for role in ROLES[:ROLES.index(least)]:
+        who = as_role(role)
+        r = call(app, method, url, who.cookie, who.form())
+        assert r.status_code == 403, (role, r.status_code)
+    # the least role and above: let in (the made-up id is then a 404, an empty form a 400, …)
+    for role in ROLES[ROLES.index(least):]:
+        who = as_role(role)
+        r = call(app, method, url, who.cookie, who.form())
+        assert r.status_code not in (401, 403), (role, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(k for k in ROUTES if k[0] == "POST"))
+def test_a_change_without_the_csrf_token_is_refused(app: TestClient, as_role, method: str, path: str) -> None:  # noqa: ANN001
+    who = as_role("admin")
+    url = concrete(path)
+    assert call(app, method, url, who.cookie, {}).status_code == 403  # missing
+    assert call(app, method, url, who.cookie, {"csrf_token": "x" * 43}).status_code == 403  # wrong
+    other = as_role("admin")  # another session's token is wrong too
+    assert call(app, method, url, who.cookie, {"csrf_token": other.csrf}).status_code == 403
+
+
+def test_a_refused_page_says_why_in_vietnamese(app: TestClient, as_role) -> None:  # noqa: ANN001
+    r = app.get("/console/users", headers=as_role("editor").cookie)
+    assert r.status_code == 403
+    assert "Không có quyền truy cập" in r.text
+    r = app.get("/console/api/review")
+    assert r.status_code == 401 and r.json() == {"detail": "Bạn cần đăng nhập."}
+
+
+# ------------------------------------------------------------------------------------------------ signing in
+
+
+def test_signing_in_and_out(app: TestClient, staff: StaffStore, users: dict[str, int]) -> None:
+    username = staff.user(users["editor"])["username"]
+    r = app.get("/console/review")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login?next=%2Fconsole%2Freview"
+    page = app.get(r.headers["location"])
+    assert page.status_code == 200 and "Đăng nhập" in page.text
+    r = app.post("/console/login", data={"username": username.upper(), "password": PASSWORD,
+                                         "csrf_token": csrf_of(page.text), "next": "/console/review"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/review"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain http here; Secure when the request is https
+    token = re.match(rf"{COOKIE}=([^;]+)", cookie).group(1)
+    with staff.db.connect() as conn:  # the database has the token's hash, never the token
+        assert conn.execute(select(staff_sessions.c.token_hash).where(
+            staff_sessions.c.token_hash == hash_token(token))).first()
+        assert not conn.execute(select(staff_sessions).where(staff_sessions.c.token_hash == token)).first()
+    page = app.get("/console/review")
+    assert page.status_code == 200 and username in page.text
+    assert staff.user(users["editor"])["last_login_at"] is not None
+
+    r = app.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    assert staff.session(token) is None
+    assert app.get("/console/review").status_code == 303
+
+
+def test_sign_in_refuses_an_old_form_a_wrong_password_and_a_foreign_next(app: TestClient, staff: StaffStore,
+                                                                          users: dict[str, int]) -> None:
+    username = staff.user(users["viewer"])["username"]
+    first = csrf_of(app.get("/console/login").text)
+    r = app.post("/console/login", data={"username": username, "password": PASSWORD, "csrf_token": "forged"})
+    assert r.status_code == 403 and "Trang đăng nhập đã cũ" in r.text
+    assert csrf_of(r.text) != first  # a fresh form token (and cookie) each time
+    r = app.post("/console/login", data={"username": username, "password": "sai-mat-khau-roi",
+                                         "csrf_token": csrf_of(r.text)})
+    assert r.status_code == 401 and "không đúng" in r.text
+    token = csrf_of(r.text)
+    r = app.post("/console/login", data={"username": username, "password": PASSWORD, "csrf_token": token,
+                                         "next": "https://evil.example/"})
+    assert r.status_code == 303 and r.headers["location"] == "/console"
+    _clear_attempts(staff)
+
+
+def _clear_attempts(staff: StaffStore) -> None:
+    with staff.db.begin() as conn:  # every request of this module comes from one address ("testclient")
+        conn.execute(delete(login_attempts))
+
+
+def test_five_failed_sign_ins_block_the_username_then_the_address(app: TestClient, staff: StaffStore,
+                                                                   users: dict[str, int]) -> None:
+    username = staff.user(users["viewer"])["username"]
+    try:
+        token = csrf_of(app.get("/console/login").text)
+        for _ in range(5):
+            r = app.post("/console/login", data={"username": username, "password": "doan-mo-mat-khau",
+                                                 "csrf_token": token})
+            assert r.status_code == 401
+            token = csrf_of(r.text)
+        r = app.post("/console/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 429  # even the right password, while blocked
+        assert "sai quá 5 lần trong 15 phút" in r.text
+        assert app.get("/console").status_code == 303
+        # 15 minutes later the username may try again
+        with staff.db.begin() as conn:
+            conn.execute(update(login_attempts).values(created_at=login_attempts.c.created_at - 15 * 60 - 1))
+        assert not staff.rate_limited(username, "testclient")
+        _clear_attempts(staff)
+
+        # five different usernames from one address block that address
+        for n in range(5):
+            staff.authenticate(f"ai-do-{n}", "doan-mo-mat-khau", "203.0.113.9")
+        assert staff.rate_limited(username, "203.0.113.9") and not staff.rate_limited(username, "203.0.113.10")
+    finally:
+        _clear_attempts(staff)
+
+
+def test_a_session_ends_after_its_lifetime_and_when_idle(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
+    for column, value in (("expires_at", time.time() - 1), ("last_seen_at", time.time() - IDLE_TIMEOUT_S - 1)):
+        who = as_role("admin")
+        assert app.get("/console/users", headers=who.cookie).status_code == 200
+        with staff.db.begin() as conn:
+            conn.execute(update(staff_sessions).where(staff_sessions.c.token_hash == hash_token(who.token))
+                         .values(**{column: value}))
+        r = app.get("/console/users", headers=who.cookie)
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+        assert f"{COOKIE}=" in r.headers.get("set-cookie", "")  # the stale cookie is removed
+        assert staff.session(who.token) is None
+        with staff.db.connect() as conn:
+            assert not conn.execute(select(staff_sessions).where(
+                staff_sessions.c.token_hash == hash_token(who.token))).first()
+
+
+def test_console_pages_carry_security_headers_and_no_inline_script(app: TestClient, as_role) -> None:  # noqa: ANN001
+    who = as_role("admin")
+    for path in ("/console", "/console/review", "/console/faq", "/console/handoff", "/console/users",
+                 "/console/audit", "/console/login"):
+        r = app.get(path, headers=who.cookie) if path != "/console/login" else app.get(path)
+        assert r.status_code in (200, 303), path
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert "unsafe-inline" not in r.headers["content-security-policy"]
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "same-origin"
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        if r.status_code == 200:
+            assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), path  # every script is a file
+            assert not re.search(r"\sstyle=", r.text), path  # no inline style either (CSP)
+            assert not re.search(r"\son[a-z]+=", r.text), path
+    assert "content-security-policy" not in app.get("/").headers  # the citizen's chat page is not touched
+
+
+# ------------------------------------------------------------------------------------------------ review queue
+
+
+def test_citizen_markup_is_shown_as_text_in_the_review_queue_and_the_ticket(app: TestClient, assistant: Assistant,
+                                                                          as_role) -> None:  # noqa: ANN001
+    session, answer = ask(app, f"{XSS} xin giấy phép bay flycam", "web")
+    turn_id = last_turn_id(assistant, session)
+    ticket = assistant.store.open_ticket(session, "web", "requested",
+                                         [{"role": "user", "text": f"{XSS} xin giấy phép bay flycam"},
+                                          {"role": "bot", "text": answer["reply"]}])
+    ask(app, f"{XSS} còn nữa", "web", session)  # a later turn, shown after the handover
+    who = as_role("viewer")
+    for path in ("/console/review", f"/console/review/{turn_id}", f"/console/handoff/{ticket}", "/console/handoff"):
+        html = app.get(path, headers=who.cookie).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+        assert "<script>alert" not in html, path
+    review = app.get("/console/api/review", headers=who.cookie).json()
+    assert any(i["id"] == turn_id and i["question"].startswith(XSS) for i in review["items"])
+
+
+def test_the_review_queue_lists_what_needs_a_person(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    declined, _ = ask(app, "dự báo thời tiết Hà Nội ngày mai thế nào", "zalo")
+    answered, _ = ask(app, "lệ phí đăng ký khai sinh", "web")
+    rated_low, _ = ask(app, "làm lại căn cước ở đâu", "telegram")
+    app.post("/api/rating", json={"session_id": rated_low, "score": 1, "channel": "telegram"})
+    phone, _ = ask(app, "gọi cho tôi số 0912 345 678 về việc nuôi chim bồ câu", "web")
+    who = as_role("viewer")
+    items = app.get("/console/api/review", headers=who.cookie).json()["items"]
+    by_id = {i["id"]: i for i in items}
+    assert last_turn_id(assistant, declined) in by_id
+    assert last_turn_id(assistant, answered) not in by_id  # a plain answer needs nobody
+    low = by_id[last_turn_id(assistant, rated_low)]
+    assert any("1★" in reason for reason in low["reasons"])
+    masked = by_id[last_turn_id(assistant, phone)]["question"]
+    assert "0912" not in masked and "[số điện thoại]" in masked
+    ids = [i["id"] for i in items]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    html = app.get("/console/review?channel=zalo", headers=who.cookie).text
+    assert "dự báo thời tiết" in html and "nuôi chim bồ câu" not in html
+    # a viewer sees the item but no way to resolve it
+    page = app.get(f"/console/review/{last_turn_id(assistant, declined)}", headers=who.cookie).text
+    assert "chỉ được xem" in page and "/out-of-scope" not in page
+
+
+def wait_for_reply(client: TestClient, question: str, contains: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, answer = ask(client, question, "web")
+        if contains in answer["reply"] or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
+
+
+def test_resolving_with_a_curated_answer_makes_the_assistant_use_it(app: TestClient, assistant: Assistant,
+                                                                     as_role) -> None:  # noqa: ANN001
+    question = "trung tâm hành chính công có chỗ gửi xe máy miễn phí không"
+    session, before = ask(app, question)
+    turn_id = last_turn_id(assistant, session)
+    editor = as_role("editor")
+    page = app.get(f"/console/review/{turn_id}", headers=editor.cookie).text
+    assert f">{question}</textarea>" in page  # the variants are prefilled with the question
+    # an answer and a procedure both missing: refused with a Vietnamese message, nothing resolved
+    r = app.post(f"/console/review/{turn_id}/faq", headers=editor.cookie,
+                 data=editor.form(variants=question, answer=""))
+    assert r.status_code == 400 and "Cần có câu trả lời, hoặc một thủ tục" in r.text
+    answer_text = "Có. Trung tâm có bãi gửi xe máy miễn phí cho người đến làm thủ tục, mở cửa giờ hành chính."
+    r = app.post(f"/console/review/{turn_id}/faq", headers=editor.cookie,
+                 data=editor.form(variants=question, answer=answer_text))
+    assert r.status_code == 303 and r.headers["location"] == "/console/review?ok=faq"
+    with assistant.store.db.connect() as conn:
+        item = conn.execute(select(review_items).where(review_items.c.turn_id == turn_id)).one()
+    assert item.status == "faq" and item.resolved_by.startswith("editor-")
+    faq = assistant.faqs.get(item.faq_id)
+    assert faq["variants"] == [question] and faq["answer"] == answer_text and faq["source_turn_id"] == turn_id
+    assert audited(assistant, "review.faq", turn_id)
+    queue = app.get("/console/api/review", headers=editor.cookie).json()["items"]
+    assert turn_id not in [i["id"] for i in queue]
+    assert answer_text not in before["reply"]
+    assert answer_text in wait_for_reply(app, question, answer_text)["reply"]  # live within seconds
+    # resolving it again: "already done", no second FAQ
+    count = len(assistant.faqs.list())
+    r = app.post(f"/console/review/{turn_id}/out-of-scope", headers=editor.cookie, data=editor.form())
+    assert r.headers["location"] == "/console/review?ok=already" and len(assistant.faqs.list()) == count
+
+
+def test_resolving_by_linking_a_procedure_found_by_search(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    question = "con tôi mới sinh ở nhà thì đi khai báo cho cháu thế nào"
+    session, _ = ask(app, question)
+    turn_id = last_turn_id(assistant, session)
+    editor = as_role("editor")
+    found = app.get("/console/api/procedures?q=dang ky khai sinh", headers=editor.cookie).json()["items"]
+    assert found and all("khai sinh" in p["title"].lower() for p in found)
+    code = found[0]["code"]
+    page = app.get(f"/console/review/{turn_id}?q=khai+sinh", headers=editor.cookie).text  # the no-script search
+    assert f'value="{code}"' in page
+    r = app.post(f"/console/review/{turn_id}/link", headers=editor.cookie, data=editor.form(procedure="9.999999"))
+    assert r.status_code == 400 and "chọn một thủ tục" in r.text
+    r = app.post(f"/console/review/{turn_id}/link", headers=editor.cookie, data=editor.form(procedure=code))
+    assert r.headers["location"] == "/console/review?ok=linked"
+    with assistant.store.db.connect() as conn:
+        item = conn.execute(select(review_items).where(review_items.c.turn_id == turn_id)).one()
+    assert item.status == "linked" and item.procedure == code
+    faq = assistant.faqs.get(item.faq_id)
+    assert faq["variants"] == [question] and faq["procedure"] == code and faq["answer"] is None
+    answer = wait_for_reply(app, question, code)
+    assert code in answer["reply"] or any(s["id"] == code for s in answer["sources"])
+    page = app.get(f"/console/review/{turn_id}", headers=editor.cookie).text
+    assert "Đã gắn với thủ tục" in page
+
+
+def test_marking_out_of_scope(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    session, _ = ask(app, "giá vàng hôm nay bao nhiêu một chỉ")
+    turn_id = last_turn_id(assistant, session)
+    editor = as_role("editor")
+    count = len(assistant.faqs.list(include_retired=True))
+    r = app.post(f"/console/review/{turn_id}/out-of-scope", headers=editor.cookie, data=editor.form())
+    assert r.headers["location"] == "/console/review?ok=out_of_scope"
+    assert len(assistant.faqs.list(include_retired=True)) == count
+    assert audited(assistant, "review.out_of_scope", turn_id)
+    assert "Đã đánh dấu câu hỏi ngoài phạm vi" in app.get("/console/review?ok=out_of_scope",
+                                                          headers=editor.cookie).text
+
+
+# ------------------------------------------------------------------------------------------------ FAQ
+
+
+def test_faq_create_edit_retire_restore(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    editor = as_role("editor")
+    r = app.post("/console/faq/new", headers=editor.cookie,
+                 data=editor.form(variants="giờ làm việc của trung tâm", answer="", procedure="0.000000"))
+    assert r.status_code == 400 and "Không có thủ tục mã" in r.text
+    r = app.post("/console/faq/new", headers=editor.cookie,
+                 data=editor.form(variants="giờ làm việc của trung tâm\ntrung tâm mở cửa mấy giờ",
+                                  answer="Sáng 7:30–11:30, chiều 13:30–17:00, từ thứ Hai đến thứ Sáu."))
+    assert r.headers["location"] == "/console/faq?ok=faq_created"
+    faq = next(f for f in assistant.faqs.list() if "giờ làm việc của trung tâm" in f["variants"])
+    assert faq["created_by"].startswith("editor-")
+    listing = app.get("/console/faq", headers=as_role("viewer").cookie).text
+    assert "trung tâm mở cửa mấy giờ" in listing and f"/console/faq/{faq['id']}/edit" not in listing  # viewer
+    edit = app.get(f"/console/faq/{faq['id']}/edit", headers=editor.cookie).text
+    assert "Sáng 7:30–11:30" in edit
+    r = app.post(f"/console/faq/{faq['id']}/edit", headers=editor.cookie,
+                 data=editor.form(variants="giờ làm việc của trung tâm", answer="Sáng 7:00–11:30."))
+    assert r.headers["location"] == "/console/faq?ok=faq_saved"
+    assert assistant.faqs.get(faq["id"])["answer"] == "Sáng 7:00–11:30."
+    app.post(f"/console/faq/{faq['id']}/retire", headers=editor.cookie, data=editor.form())
+    assert assistant.faqs.get(faq["id"])["status"] == "retired"
+    assert "Sáng 7:00–11:30." in app.get("/console/faq?status=retired", headers=editor.cookie).text
+    app.post(f"/console/faq/{faq['id']}/restore", headers=editor.cookie, data=editor.form())
+    assert assistant.faqs.get(faq["id"])["status"] == "active"
+    assert [e["actor"] for e in audited(assistant, "faq.update", faq["id"])] == [editor_name(assistant, editor)]
+    assert audited(assistant, "faq.retire", faq["id"]) and audited(assistant, "faq.restore", faq["id"])
+    assert app.get(f"/console/faq/{MISSING_ID}/edit", headers=editor.cookie).status_code == 404
+
+
+def editor_name(assistant: Assistant, who: Login) -> str:
+    return StaffStore(assistant.store.db).session(who.token).username
+
+
+def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    editor = as_role("editor")
+    r = app.get("/console/faq/export.json", headers=as_role("viewer").cookie)
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    exported = r.json()
+    assert isinstance(exported, list) and len(exported) == len(assistant.faqs.list(include_retired=True))
+    before = len(assistant.faqs.list(include_retired=True))
+    bad = [{"variants": ["phí photo hồ sơ"], "answer": "Miễn phí."}, {"answer": "thiếu cách hỏi"}]
+    r = app.post("/console/faq/import", headers=editor.cookie, data=editor.form(),
+                 files={"file": ("faq.json", json.dumps(bad).encode(), "application/json")})
+    assert r.status_code == 400 and "Mục thứ 2 trong tệp: thiếu trường “variants”" in r.text
+    assert len(assistant.faqs.list(include_retired=True)) == before  # nothing from the bad file
+    r = app.post("/console/faq/import", headers=editor.cookie, data=editor.form(),
+                 files={"file": ("faq.json", b"{not json", "application/json")})
+    assert r.status_code == 400 and "không phải JSON" in r.text
+    good = [{"variants": ["phí photo hồ sơ ở trung tâm"], "answer": "Miễn phí photo 10 trang đầu."},
+            {"variants": ["wifi của trung tâm"], "answer": "Mạng TTHCC-Khach, không mật khẩu."}]
+    r = app.post("/console/faq/import", headers=editor.cookie, data=editor.form(),
+                 files={"file": ("faq.json", json.dumps(good).encode(), "application/json")})
+    assert r.headers["location"] == "/console/faq?ok=imported"
+    assert len(assistant.faqs.list(include_retired=True)) == before + 2
+
+
+# ------------------------------------------------------------------------------------------------ handoff
+
+
+def test_a_reply_to_a_web_conversation_reaches_the_page_through_api_messages(app: TestClient, assistant: Assistant,
+                                                                            as_role) -> None:  # noqa: ANN001
+    session = f"web-{uuid.uuid4()}"
+    ask(app, "cho tôi gặp nhân viên", "web", session)
+    ticket = assistant.store.open_ticket(session, "web", "requested", [{"role": "user", "text": "cho tôi gặp nhân viên"}])
+    assert app.get(f"/api/messages?session_id={session}").json() == []
+    editor = as_role("editor")
+    r = app.post(f"/console/handoff/{ticket}/reply", headers=editor.cookie, data=editor.form(text="   "))
+    assert r.status_code == 400 and "nhập nội dung" in r.text
+    r = app.post(f"/console/handoff/{ticket}/reply", headers=editor.cookie,
+                 data=editor.form(text="Chào bạn, cán bộ Trung tâm đây. Bạn cần hỗ trợ thủ tục nào?"))
+    assert r.headers["location"] == f"/console/handoff/{ticket}?ok=reply_web"
+    page = app.get(f"/console/handoff/{ticket}", headers=editor.cookie).text
+    assert "Chờ công dân mở lại trang trò chuyện" in page
+    messages = app.get(f"/api/messages?session_id={session}&after=0")
+    assert messages.headers["cache-control"] == "no-store"
+    [message] = messages.json()
+    assert set(message) == {"id", "text", "author_display", "created_at"}
+    assert message["author_display"] == "Nhân viên" and message["text"].startswith("Chào bạn")
+    assert app.get(f"/api/messages?session_id={session}&after={message['id']}").json() == []
+    assert "Công dân đã nhận trên trang web" in app.get(f"/console/handoff/{ticket}", headers=editor.cookie).text
+    assert app.get(f"/api/messages?session_id={uuid.uuid4()}").json() == []  # another conversation: nothing
+    assert app.get("/api/messages").status_code == 422
+    link = f'href="/console/handoff/{ticket}"'
+    assert link in app.get("/console/handoff", headers=editor.cookie).text
+    # the JSON API answers the same way
+    r = app.post(f"/console/api/handoff/{ticket}/reply", json={"text": "Bạn còn cần gì nữa không?"},
+                 headers={**editor.cookie, "X-CSRF-Token": editor.csrf})
+    assert r.status_code == 200 and r.json()["channel"] == "web" and r.json()["error"] is None
+    assert len(app.get(f"/api/messages?session_id={session}").json()) == 2
+    assert len(audited(assistant, "handoff.reply", ticket)) == 2
+    r = app.post(f"/console/handoff/{ticket}/close", headers=editor.cookie, data=editor.form())
+    assert r.headers["location"] == "/console/handoff?ok=closed"
+    assert link not in app.get("/console/handoff", headers=editor.cookie).text
+    assert link in app.get("/console/handoff?status=closed", headers=editor.cookie).text
+    assert audited(assistant, "handoff.close", ticket)
+
+
+@pytest.mark.parametrize("channel", ["telegram", "zalo"])
+def test_a_reply_to_a_chat_platform_goes_out_through_the_hub(app: TestClient, assistant: Assistant, as_role,
+                                                            tg_peer: TelegramPeer, zalo_peer: ZaloPeer,
+                                                            channel: str) -> None:  # noqa: ANN001
+    user_id = str(700000 + int(time.time() * 1000) % 100000)
+    session = f"{channel}:{user_id}"
+    ticket = assistant.store.open_ticket(session, channel, "requested", [{"role": "user", "text": "gặp cán bộ"}])
+    editor = as_role("editor")
+    text = f"Cán bộ Trung tâm trả lời bạn qua {channel}: hồ sơ của bạn đã đủ."
+    r = app.post(f"/console/handoff/{ticket}/reply", headers=editor.cookie, data=editor.form(text=text))
+    assert r.headers["location"] == f"/console/handoff/{ticket}?ok=replied"
+    [row] = [o for o in ChannelStore(assistant.store.db).outbox_rows(channel) if o["user_id"] == user_id]
+    if channel == "telegram":
+        [sent] = wait_for(lambda: [p for p in tg_peer.of("sendMessage") if str(p["chat_id"]) == user_id],
+                          what="the staff reply on Telegram")
+        assert sent["text"] == text
+    else:
+        [sent] = wait_for(lambda: [p for p in zalo_peer.of("send") if p["recipient"]["user_id"] == user_id],
+                          what="the staff reply on Zalo")
+        assert sent["message"]["text"] == text
+    wait_for(lambda: [o for o in ChannelStore(assistant.store.db).outbox_rows(channel)
+                      if o["id"] == row["id"] and o["status"] == "sent"], what="the outbox row marked sent")
+    assert row["payload"]  # what the adapter sends, queued like any reply
+    page = app.get(f"/console/handoff/{ticket}", headers=editor.cookie).text
+    assert "Đã gửi tới công dân" in page
+    assert app.get(f"/api/messages?session_id={session}").json() == []  # guessable ids get nothing
+
+
+def test_a_reply_that_cannot_be_sent_is_kept_and_says_why(plain: TestClient, assistant: Assistant,
+                                                          as_role) -> None:  # noqa: ANN001
+    editor = as_role("editor")
+    for channel, why in (("zalo", "chưa được cấu hình trên máy chủ này"), ("api", "chỉ được lưu lại")):
+        ticket = assistant.store.open_ticket(f"{channel}:{uuid.uuid4().hex[:8]}", channel, "unanswered", [])
+        r = plain.post(f"/console/handoff/{ticket}/reply", headers=editor.cookie,
+                       data=editor.form(text="Cán bộ sẽ gọi lại cho bạn."))
+        assert r.headers["location"] == f"/console/handoff/{ticket}?ok=reply_stored"
+        page = plain.get(r.headers["location"], headers=editor.cookie).text
+        assert "CHƯA gửi được" in page and why in page
+
+
+# ------------------------------------------------------------------------------------------------ accounts, audit
+
+
+def test_an_admin_manages_accounts(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
+    admin = as_role("admin")
+    name = f"canbo-{uuid.uuid4().hex[:6]}"
+    r = app.post("/console/users", headers=admin.cookie,
+                 data=admin.form(username=name, role="editor", password=PASSWORD, password2=PASSWORD + "x"))
+    assert r.status_code == 400 and "không khớp" in r.text
+    r = app.post("/console/users", headers=admin.cookie,
+                 data=admin.form(username=name, role="editor", password="ngan", password2="ngan"))
+    assert r.status_code == 400 and "ít nhất 10 ký tự" in r.text
+    r = app.post("/console/users", headers=admin.cookie,
+                 data=admin.form(username=name, role="editor", password=PASSWORD, password2=PASSWORD))
+    assert r.headers["location"] == "/console/users?ok=user_created"
+    r = app.post("/console/users", headers=admin.cookie,
+                 data=admin.form(username=name, role="viewer", password=PASSWORD, password2=PASSWORD))
+    assert r.status_code == 400 and "đã có" in r.text
+    user_id = staff.user_id(name)
+    assert staff.authenticate(name, PASSWORD, "198.51.100.1")["role"] == "editor"
+    app.post(f"/console/users/{user_id}/role", headers=admin.cookie, data=admin.form(role="viewer"))
+    assert staff.user(user_id)["role"] == "viewer"
+    theirs = Login(staff, user_id)
+    app.post(f"/console/users/{user_id}/active", headers=admin.cookie, data=admin.form(active="0"))
+    assert not staff.user(user_id)["active"]
+    assert app.get("/console", headers=theirs.cookie).status_code == 303  # signed out at once
+    assert staff.authenticate(name, PASSWORD, "198.51.100.1") is None
+    app.post(f"/console/users/{user_id}/active", headers=admin.cookie, data=admin.form(active="1"))
+    assert staff.user(user_id)["active"]
+    audit = app.get(f"/console/audit?actor={staff.session(admin.token).username}", headers=admin.cookie).text
+    for label in ("Tạo tài khoản", "Đổi vai trò", "Khóa tài khoản", "Mở khóa tài khoản"):
+        assert label in audit
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_disabled(tmp_path) -> None:  # noqa: ANN001
+    from bot.conversation import ConversationStore
+
+    store = StaffStore(ConversationStore(f"sqlite:///{tmp_path / 'a.db'}").db)
+    only = store.create_user("quantri", PASSWORD, "admin", "test")
+    for change in (lambda: store.set_role(only, "editor", "test"), lambda: store.set_active(only, False, "test")):
+        with pytest.raises(ValueError, match="quản trị viên duy nhất"):
+            change()
+    second = store.create_user("quantri2", PASSWORD, "admin", "test")
+    store.set_role(only, "viewer", "test")
+    with pytest.raises(ValueError):
+        store.set_active(second, False, "test")
+
+
+# ------------------------------------------------------------------------------------------------ dashboard
+
+
+def test_the_dashboard_compares_the_figures_with_the_targets(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    for text, channel, score in (("lệ phí đăng ký kết hôn", "web", 5), ("làm lại căn cước ở đâu", "zalo", 4),
+                                 ("thủ tục nhập hộ khẩu cho con", "telegram", 2)):
+        session, _ = ask(app, text, channel)
+        app.post("/api/rating", json={"session_id": session, "score": score, "channel": channel})
+    viewer = as_role("viewer")
+    html = app.get("/console", headers=viewer.cookie).text
+    for expected in ("Tỷ lệ hài lòng (CSAT)", "Mục tiêu 2025 ≥ 90 %", "Mục tiêu 2030 ≥ 95 %", "Tổng đài 1022: 66,3 %",
+                     "Tỷ lệ giải quyết", "Theo kênh", "Thủ tục được hỏi nhiều nhất",
+                     "Câu hỏi chưa trả lời được nhiều nhất", "Telegram", "Zalo"):
+        assert expected in html, expected
+    assert html.count('<svg class="chart"') == 2 and "<title" in html
+    assert "Có dữ liệu mô phỏng" not in html
+    week = app.get("/console?period=week&channel=zalo", headers=viewer.cookie)
+    assert week.status_code == 200 and re.search(r"W\d\d", week.text)
+    assert app.get("/console?start=2026-02-01&end=2026-01-01", headers=viewer.cookie).status_code == 400
+
+    csv_export = app.get("/console/export.csv?period=day", headers=viewer.cookie)
+    assert csv_export.status_code == 200 and csv_export.headers["content-type"].startswith("text/csv")
+    assert csv_export.text.startswith("\ufeffscope,period,conversations")
+    report = app.get("/console/export.json?channel=web", headers=viewer.cookie).json()
+    assert report["channel"] == "web" and report["targets"]["csat_2025"] == 0.9 and "summary" in report
+    assert app.get("/console/api/kpis", headers=viewer.cookie).json()["summary"]["conversations"] >= 3
+    assert audited(assistant, "kpi.export", "None") == []  # exports have no target id …
+    with assistant.store.db.connect() as conn:  # … but are in the log
+        assert conn.execute(select(func.count()).select_from(audit_log)
+                            .where(audit_log.c.action == "kpi.export")).scalar_one() >= 2
+
+
+def test_the_dashboard_says_when_simulated_data_is_included(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+    session, _ = ask(app, "đăng ký thường trú cần giấy tờ gì", "web")
+    with assistant.store.db.begin() as conn:
+        conn.execute(update(conversations).where(conversations.c.session_id == session).values(simulated=True))
+        conn.execute(update(turns).where(turns.c.session_id == session).values(simulated=True))
+    try:
+        viewer = as_role("viewer")
+        assert "Có dữ liệu mô phỏng" in app.get("/console", headers=viewer.cookie).text
+        assert "Có dữ liệu mô phỏng" not in app.get("/console?simulated=exclude", headers=viewer.cookie).text
+    finally:
+        with assistant.store.db.begin() as conn:
+            conn.execute(update(conversations).where(conversations.c.session_id == session).values(simulated=False))
+            conn.execute(update(turns).where(turns.c.session_id == session).values(simulated=False))
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_the_staff_command_works_on_a_fresh_machine(env_for: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+    env = {**env_for, "VNA_DATA_DIR": str(tmp_path / "fresh")}  # no database, no index
+
+    def staff(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot", "staff", *args], input=stdin, env=env, text=True,
+                              capture_output=True, timeout=120)
+
+    r = staff("add", "QuanTri", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    assert "Đã tạo tài khoản quantri (admin)" in r.stdout
+    assert staff("add", "canbo1", "--role", "editor", "--password-stdin", stdin="ngan\n").returncode == 1
+    assert staff("add", "canbo1", "--role", "editor", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    r = staff("list")
+    assert re.search(r"canbo1\s+editor\s+active", r.stdout) and re.search(r"quantri\s+admin\s+active", r.stdout)
+    assert staff("disable", "canbo1").returncode == 0
+    assert re.search(r"canbo1\s+editor\s+disabled", staff("list").stdout)
+    r = staff("set-password", "canbo1", "--password-stdin", stdin="một mật khẩu mới rất dài\n")
+    assert r.returncode == 0
+    r = staff("disable", "khong-co-ai")
+    assert r.returncode == 1 and "Không có tài khoản" in r.stderr
+    assert not (tmp_path / "fresh" / "index").exists()  # the index was never built
+    from bot.conversation import ConversationStore
+
+    store = StaffStore(ConversationStore(f"sqlite:///{tmp_path / 'fresh' / 'assistant.db'}").db)
+    assert store.authenticate("canbo1", "một mật khẩu mới rất dài", "127.0.0.1") is None  # still disabled
+    store.set_active(store.user_id("canbo1"), True, "test")
+    assert store.authenticate("canbo1", "một mật khẩu mới rất dài", "127.0.0.1") is not None
