@@ -60,9 +60,7 @@ def zalo_request(app_id: str, user: str, text: str) -> tuple[bytes, dict]:
 async def citizen(channel: str, client: httpx.AsyncClient, url: str, user: int, questions: list[str],
                   tg: TelegramPeer, zalo: ZaloPeer, zalo_app: str, acks: list, deliveries: list, lost: list) -> None:
     def delivered() -> int:
-        if channel == "telegram":
-            return len([p for p in tg.of("sendMessage") if int(p["chat_id"]) == user])
-        return len([p for p in zalo.of("send") if p["recipient"]["user_id"] == f"u{user}"])
+        return tg.delivered.get(str(user), 0) if channel == "telegram" else zalo.delivered.get(f"u{user}", 0)
 
     for text in questions:
         before = delivered()
@@ -99,7 +97,8 @@ async def run_level(channel: str, url: str, users: int, per_user: int, questions
     acks: list[float] = []
     deliveries: list[float] = []
     lost: list[str] = []
-    base = 100_000 * users + (0 if channel == "telegram" else 50_000)
+    # new citizens every run (a run reusing ids would continue their old conversations)
+    base = next(ids) * 1000 + (0 if channel == "telegram" else 500)
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=users + 5)) as client:
         start = time.perf_counter()
         await asyncio.gather(*[

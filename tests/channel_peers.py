@@ -64,6 +64,7 @@ class Peer:
     fail_next: int = 0  # answer this many sends with an HTTP 502
     down: bool = False  # answer every send with an HTTP 502
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delivered: dict[str, int] = field(default_factory=dict)  # messages delivered per recipient (O(1) to poll)
 
     def of(self, method: str) -> list[dict]:
         with self.lock:
@@ -72,6 +73,7 @@ class Peer:
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.delivered.clear()
             self.fail_next = 0
             self.down = False
 
@@ -123,6 +125,8 @@ def telegram_bot_api(peer: TelegramPeer) -> FastAPI:
             with peer.lock:
                 peer.next_message_id += 1
                 message_id = peer.next_message_id
+                key = str(params["chat_id"])
+                peer.delivered[key] = peer.delivered.get(key, 0) + 1
             return ok({"message_id": message_id, "date": int(time.time()), "text": text,
                        "chat": {"id": int(params["chat_id"]), "type": "private"}})
         if method in ("answerCallbackQuery", "setWebhook", "deleteWebhook"):
@@ -173,6 +177,8 @@ def zalo_api(peer: ZaloPeer) -> FastAPI:
             return JSONResponse({"error": -201, "message": "Parameters are invalid"})
         with peer.lock:
             peer.calls.append(("send", body))
+            key = str(body["recipient"]["user_id"])
+            peer.delivered[key] = peer.delivered.get(key, 0) + 1
         return JSONResponse({"error": 0, "message": "Success",
                              "data": {"message_id": f"m{len(peer.calls)}", "user_id": body["recipient"]["user_id"]}})
 
