@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from bot import __version__
 from bot.config import Settings, get_settings
 from bot.console import mount_console
+from bot.console.router import MAX_IMPORT_BYTES
 from bot.metrics import exposition
 from bot.service import Assistant
 from connectors import build_hub
@@ -42,18 +43,20 @@ class BodyLimit:
     either refused or replayed to the application unchanged. Pure ASGI, so nothing past the limit is buffered.
     """
 
-    def __init__(self, app, limit: int) -> None:  # noqa: ANN001 - any ASGI app
+    def __init__(self, app, limit: int, overrides: dict[str, int] | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.limit = limit
+        self.overrides = overrides or {}  # path -> its own limit (a file upload needs more than a chat message)
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.limit)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
-                await self._refuse(send)
+            if not length.isdigit() or int(length) > limit:
+                await self._refuse(send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -66,8 +69,8 @@ class BodyLimit:
                 break
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -83,8 +86,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send) -> None:  # noqa: ANN001
-        payload = json.dumps({"detail": f"Request body too large (limit {self.limit} bytes)."}).encode()
+    async def _refuse(self, send, limit: int) -> None:  # noqa: ANN001
+        payload = json.dumps({"detail": f"Request body too large (limit {limit} bytes)."}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
@@ -148,7 +151,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     )
 
     app.state.settings = settings
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    # a staff member's FAQ import is a file: it gets its own, larger limit (checked again by the route)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES,
+                       overrides={"/console/faq/import": MAX_IMPORT_BYTES + 64 * 1024})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

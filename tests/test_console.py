@@ -550,6 +550,25 @@ def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assist
                  files={"file": ("faq.json", json.dumps(good).encode(), "application/json")})
     assert r.headers["location"] == "/console/faq?ok=imported"
     assert len(assistant.faqs.list(include_retired=True)) == before + 2
+    # a real import is bigger than a chat message: 150 entries (~100 KB) pass the app's 64 KiB body limit…
+    many = [{"variants": [f"câu hỏi nhập số {i} về giờ làm việc của bộ phận tiếp nhận"],
+             "answer": "Bộ phận tiếp nhận làm việc từ 7 giờ 30 đến 17 giờ, thứ Hai đến thứ Sáu. " * 6}
+            for i in range(150)]
+    body = json.dumps(many, ensure_ascii=False).encode()
+    assert 64 * 1024 < len(body) < 2 * 1024 * 1024
+    r = app.post("/console/faq/import", headers=editor.cookie, data=editor.form(),
+                 files={"file": ("faq.json", body, "application/json")})
+    assert r.headers.get("location") == "/console/faq?ok=imported", r.text[:300]
+    assert len(assistant.faqs.list(include_retired=True)) == before + 152
+    # …and a file over the import limit is refused, as is an oversized body on any other route
+    r = app.post("/console/faq/import", headers=editor.cookie, data=editor.form(),
+                 files={"file": ("faq.json", b"[" + b" " * (3 * 1024 * 1024) + b"]", "application/json")})
+    assert r.status_code == 413
+    assert app.post("/console/faq/new", headers=editor.cookie, content=b"x" * 70_000).status_code == 413
+    with assistant.store.db.begin() as conn:  # keep the shared test database small for later tests
+        from sqlalchemy import text as sql
+
+        conn.execute(sql("DELETE FROM faqs WHERE variants LIKE '%câu hỏi nhập số%'"))
 
 
 # ------------------------------------------------------------------------------------------------ handoff
