@@ -12,7 +12,6 @@ import io
 import re
 import statistics
 import time
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine as SqlEngine
 
 from bot.schema import conversations, handoff_tickets, ratings, turns
+from bot.text.vietnamese import fold
 
 VN_TZ = timezone(timedelta(hours=7))
 PERIODS = ("day", "week", "month")
@@ -75,9 +75,7 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def question_key(text: str) -> str:
     """Questions that differ only in case, diacritics, punctuation or spacing count as one."""
-    folded = unicodedata.normalize("NFD", text.lower()).replace("đ", "d")
-    folded = "".join(ch for ch in folded if unicodedata.category(ch) != "Mn")
-    return " ".join(re.findall(r"\w+", folded))
+    return " ".join(re.findall(r"\w+", fold(text)))
 
 
 def _load(db: SqlEngine, start: float, end: float, channel: str | None, include_simulated: bool) -> dict:

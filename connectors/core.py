@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    Table,
     and_,
     insert,
     or_,
@@ -193,20 +194,7 @@ class ChannelStore:
             return None
 
     def claim_inbox(self, inbox_id: int) -> dict | None:
-        now = time.time()
-        with self.db.begin() as conn:
-            claimed = conn.execute(
-                update(channel_inbox)
-                .where(channel_inbox.c.id == inbox_id)
-                .where(or_(channel_inbox.c.status == "received",
-                           and_(channel_inbox.c.status == "processing",
-                                channel_inbox.c.updated_at < now - STALE_CLAIM_S)))
-                .values(status="processing", attempts=channel_inbox.c.attempts + 1, updated_at=now)
-            ).rowcount
-            if not claimed:
-                return None
-            row = conn.execute(select(channel_inbox).where(channel_inbox.c.id == inbox_id)).first()
-        return dict(row._mapping)
+        return self._claim(channel_inbox, inbox_id, free="received", busy="processing")
 
     def unprocessed(self) -> list[int]:
         """Messages received but not answered: left by a stopped process, or waiting for another try."""
@@ -266,19 +254,23 @@ class ChannelStore:
         return [dict(r._mapping) for r in rows]
 
     def claim_outbox(self, outbox_id: int) -> dict | None:
+        return self._claim(channel_outbox, outbox_id, free="pending", busy="sending")
+
+    def _claim(self, table: Table, row_id: int, free: str, busy: str) -> dict | None:
+        """Take a row for this process: free → busy (or a busy row whose claimer died), counting the attempt.
+        The conditional UPDATE is the lock: of several processes, exactly one gets the row."""
         now = time.time()
         with self.db.begin() as conn:
             claimed = conn.execute(
-                update(channel_outbox)
-                .where(channel_outbox.c.id == outbox_id)
-                .where(or_(channel_outbox.c.status == "pending",
-                           and_(channel_outbox.c.status == "sending",
-                                channel_outbox.c.updated_at < now - STALE_CLAIM_S)))
-                .values(status="sending", attempts=channel_outbox.c.attempts + 1, updated_at=now)
+                update(table)
+                .where(table.c.id == row_id)
+                .where(or_(table.c.status == free, and_(table.c.status == busy,
+                                                        table.c.updated_at < now - STALE_CLAIM_S)))
+                .values(status=busy, attempts=table.c.attempts + 1, updated_at=now)
             ).rowcount
             if not claimed:
                 return None
-            row = conn.execute(select(channel_outbox).where(channel_outbox.c.id == outbox_id)).first()
+            row = conn.execute(select(table).where(table.c.id == row_id)).first()
         return dict(row._mapping)
 
     def settle_outbox(self, outbox_id: int, status: str, error: str | None = None,
