@@ -65,6 +65,7 @@ class Peer:
     down: bool = False  # answer every send with an HTTP 502
     lock: threading.Lock = field(default_factory=threading.Lock)
     delivered: dict[str, int] = field(default_factory=dict)  # messages delivered per recipient (O(1) to poll)
+    url: str = ""  # where it listens, once served
 
     def of(self, method: str) -> list[dict]:
         with self.lock:
@@ -139,6 +140,23 @@ def telegram_bot_api(peer: TelegramPeer) -> FastAPI:
         return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404)
 
     return app
+
+
+def configured(settings, tg: TelegramPeer | None, zalo: ZaloPeer | None, tg_secret: str = "tg-secret-for-tests",
+               oa_secret: str = "oa-secret-for-tests"):  # noqa: ANN001, ANN201 - bot.config.Settings
+    """``settings`` with the channels pointed at these peers (and fast outbox retries for tests)."""
+    from pydantic import SecretStr
+
+    update: dict = {"outbox_max_backoff_s": 0.3}
+    if tg is not None:
+        update |= {"telegram_token": SecretStr(tg.token), "telegram_webhook_secret": SecretStr(tg_secret),
+                   "telegram_api_url": f"{tg.url}/bot"}
+    if zalo is not None:
+        update |= {"zalo_app_id": zalo.app_id, "zalo_oa_secret": SecretStr(oa_secret),
+                   "zalo_app_secret": SecretStr(zalo.app_secret), "zalo_access_token": SecretStr(zalo.access_token),
+                   "zalo_refresh_token": SecretStr(zalo.refresh_token), "zalo_api_url": zalo.url,
+                   "zalo_oauth_url": zalo.url}
+    return settings.model_copy(update=update)
 
 
 def ok(result: object) -> JSONResponse:

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from bot.api import create_app
 from bot.config import Settings
 from bot.service import Assistant
+from tests.channel_peers import TelegramPeer, ZaloPeer, serve, telegram_bot_api, zalo_api
 
 # Real procedure domains citizens ask about most; ~180 records, enough to have near-identical variants.
 TEST_DOMAINS = [
@@ -68,6 +69,24 @@ def client(settings: Settings, assistant: Assistant) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tg_peer() -> Iterator[TelegramPeer]:
+    """A local server speaking the Telegram Bot API (tests/channel_peers.py), one per test module."""
+    peer = TelegramPeer()
+    with serve(telegram_bot_api(peer)) as url:
+        peer.url = url
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def zalo_peer() -> Iterator[ZaloPeer]:
+    """A local server speaking the Zalo OA message and OAuth APIs, one per test module."""
+    peer = ZaloPeer()
+    with serve(zalo_api(peer)) as url:
+        peer.url = url
+        yield peer
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import delete, func, select, update
 
 from bot.api import create_app
@@ -30,7 +29,7 @@ from bot.console.auth import COOKIE
 from bot.schema import audit_log, channel_tokens, conversations, login_attempts, review_items, staff_sessions, turns
 from bot.service import Assistant
 from connectors.core import ChannelStore
-from tests.channel_peers import TelegramPeer, ZaloPeer, serve, telegram_bot_api, wait_for, zalo_api
+from tests.channel_peers import TelegramPeer, ZaloPeer, configured, wait_for
 
 PASSWORD = "mật-khẩu-đủ-dài-123"
 XSS = "<script>alert(1)</script>"
@@ -80,40 +79,12 @@ MISSING_ID = "987654"
 
 
 @pytest.fixture(scope="module")
-def tg_peer() -> Iterator[TelegramPeer]:
-    peer = TelegramPeer()
-    with serve(telegram_bot_api(peer)) as url:
-        peer.url = url  # type: ignore[attr-defined]
-        yield peer
-
-
-@pytest.fixture(scope="module")
-def zalo_peer() -> Iterator[ZaloPeer]:
-    peer = ZaloPeer()
-    with serve(zalo_api(peer)) as url:
-        peer.url = url  # type: ignore[attr-defined]
-        yield peer
-
-
-@pytest.fixture(scope="module")
 def app(settings: Settings, assistant: Assistant, tg_peer: TelegramPeer, zalo_peer: ZaloPeer) -> Iterator[TestClient]:
     """The app with Telegram and Zalo configured against local contract servers (tests/channel_peers.py)."""
-    configured = settings.model_copy(update={
-        "telegram_token": SecretStr(tg_peer.token),
-        "telegram_webhook_secret": SecretStr("secret-for-console-tests"),
-        "telegram_api_url": f"{tg_peer.url}/bot",  # type: ignore[attr-defined]
-        "zalo_app_id": zalo_peer.app_id,
-        "zalo_oa_secret": SecretStr("oa-secret-for-console-tests"),
-        "zalo_app_secret": SecretStr(zalo_peer.app_secret),
-        "zalo_access_token": SecretStr("access-1"),
-        "zalo_refresh_token": SecretStr("refresh-1"),
-        "zalo_api_url": zalo_peer.url,  # type: ignore[attr-defined]
-        "zalo_oauth_url": zalo_peer.url,  # type: ignore[attr-defined]
-        "outbox_max_backoff_s": 0.3,
-    })
+    channels = configured(settings, tg_peer, zalo_peer, "secret-for-console-tests", "oa-secret-for-console-tests")
     with assistant.store.db.begin() as conn:  # Zalo token pairs rotated by other test modules do not apply here
         conn.execute(delete(channel_tokens).where(channel_tokens.c.channel == "zalo"))
-    with TestClient(create_app(configured, assistant), follow_redirects=False) as client:
+    with TestClient(create_app(channels, assistant), follow_redirects=False) as client:
         yield client
 
 

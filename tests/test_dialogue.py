@@ -229,16 +229,11 @@ def test_a_zalo_conversation_through_rasa_follow_up_choice_and_rating(settings: 
     import json
     import time
 
-    from pydantic import SecretStr
-
-    from tests.channel_peers import ZaloPeer, serve, wait_for, zalo_api
+    from tests.channel_peers import ZaloPeer, configured, serve, wait_for, zalo_api
 
     peer = ZaloPeer()
-    with serve(zalo_api(peer)) as url:
-        zalo_settings = settings.model_copy(update={
-            "zalo_app_id": peer.app_id, "zalo_oa_secret": SecretStr("oa-secret"),
-            "zalo_app_secret": SecretStr(peer.app_secret), "zalo_access_token": SecretStr(peer.access_token),
-            "zalo_refresh_token": SecretStr(peer.refresh_token), "zalo_api_url": url, "zalo_oauth_url": url})
+    with serve(zalo_api(peer)) as peer.url:
+        zalo_settings = configured(settings, None, peer, oa_secret="oa-secret")
         with TestClient(create_app(zalo_settings, rasa_assistant)) as client:
             def say(text: str) -> str:
                 before = len(peer.of("send"))
