@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     dialogue: bool = True
     # A turn Rasa has not finished in this many seconds is answered by the engine alone (degraded mode).
     dialogue_timeout_s: float = 5.0
+    # When RulePolicy is certain, skip MemoizationPolicy and TEDPolicy: the ensemble would pick the rule anyway
+    # (bot.dialogue.runtime.trust_certain_rules); false runs every policy for every prediction.
+    dialogue_rule_shortcut: bool = True
     # Run the custom actions in a separate rasa-sdk server (`python -m bot actions`) at this URL, e.g.
     # http://127.0.0.1:5055/webhook; unset = in the serving process (docs/architecture.md, "Processes").
     action_endpoint: str | None = None

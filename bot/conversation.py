@@ -25,7 +25,7 @@ from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
     cursor = dbapi_connection.cursor()
     # WAL lets the API's worker threads read while one writes; NORMAL sync is durable across app crashes.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,7 +39,7 @@ class ConversationStore:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.db: SqlEngine = create_engine(url, connect_args={"check_same_thread": False}, future=True)
-            event.listen(self.db, "connect", _sqlite_pragmas)
+            event.listen(self.db, "connect", sqlite_pragmas)
         else:
             self.db = create_engine(url, pool_pre_ping=True, future=True)
         migrate(self.db)

@@ -1,11 +1,16 @@
 """Benchmark POST /api/chat under 1, 20 and 50 concurrent clients, plus a full index build.
 
 Starts `python -m bot serve` on a free port (or uses --url), sends the development questions in closed loops
-(each client waits for its answer before sending the next, one session per client), and reports p50/p95
-latency, throughput and the server's peak RSS. The load generator runs on the same 2-core machine and
+(each client waits for its answer before sending the next, a new session every 8 questions), and reports
+p50/p95 latency, throughput and the server's peak RSS. The load generator runs on the same 2-core machine and
 takes some of its CPU: figures are conservative for a server with the machine to itself.
 
-    .venv/bin/python scripts/benchmark.py --report docs/benchmarks.md
+Two ways for a client to behave (--pauses): "0" sends the next question the moment the answer arrives, so N
+clients keep N requests in flight all the time (saturation: what the server can take); "A-B" makes each
+client pause a random A to B seconds between an answer and its next question (the same seeds every run), as
+a citizen reading the answer and typing the next message does, far faster than one really types.
+
+    .venv/bin/python scripts/benchmark.py --pauses 0,1-4 --report docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import socket
 import subprocess
 import sys
@@ -68,11 +74,19 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
+def _pause_range(spec: str) -> tuple[float, float]:
+    low, _, high = spec.partition("-")
+    return float(low), float(high or low)
+
+
 async def _client(client: httpx.AsyncClient, url: str, cid: int, questions: list[str], deadline: float,
-                  per_client: int, latencies: list[float], errors: list[str]) -> None:
+                  per_client: int, latencies: list[float], errors: list[str], pause: tuple[float, float]) -> None:
+    rng = random.Random(cid)
     for i in range(per_client):
         if time.perf_counter() > deadline:
             return
+        if i and pause[1] > 0:
+            await asyncio.sleep(rng.uniform(*pause))
         text = questions[(cid * 7 + i) % len(questions)]
         started = time.perf_counter()
         try:
@@ -89,7 +103,8 @@ async def _client(client: httpx.AsyncClient, url: str, cid: int, questions: list
         latencies.append((time.perf_counter() - started) * 1000)
 
 
-async def run_level(url: str, concurrency: int, questions: list[str], requests: int, max_seconds: float) -> dict:
+async def run_level(url: str, concurrency: int, questions: list[str], requests: int, max_seconds: float,
+                    pause: tuple[float, float] = (0.0, 0.0)) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     per_client = max(1, requests // concurrency)
@@ -100,7 +115,7 @@ async def run_level(url: str, concurrency: int, questions: list[str], requests: 
                                for c in range(concurrency)))
         started = time.perf_counter()
         deadline = started + max_seconds
-        await asyncio.gather(*(_client(client, url, c, questions, deadline, per_client, latencies, errors)
+        await asyncio.gather(*(_client(client, url, c, questions, deadline, per_client, latencies, errors, pause)
                                for c in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
@@ -108,7 +123,7 @@ async def run_level(url: str, concurrency: int, questions: list[str], requests: 
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))] if latencies else 0.0
 
-    return {"concurrency": concurrency, "requests": len(latencies), "errors": len(errors),
+    return {"concurrency": concurrency, "pause": pause, "requests": len(latencies), "errors": len(errors),
             "p50_ms": pct(0.5), "p95_ms": pct(0.95), "throughput_rps": len(latencies) / elapsed if elapsed else 0.0}
 
 
@@ -143,6 +158,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="benchmark a running server instead of starting one")
     parser.add_argument("--levels", default="1,20,50")
+    parser.add_argument("--pauses", default="0",
+                        help="comma-separated pauses between a client's answer and its next question: 0 or A-B "
+                             "seconds (random, seeded); every level runs with every pause")
     parser.add_argument("--requests", type=int, default=600, help="requests per level (closed loop)")
     parser.add_argument("--max-seconds", type=float, default=90, help="stop a level after this long")
     parser.add_argument("--skip-build", action="store_true", help="do not measure the full index build")
@@ -170,8 +188,8 @@ def main() -> int:
             sampler.start()
         idle_rss = sampler.current() if sampler else 0
         questions = _questions()
-        rows = [asyncio.run(run_level(url, int(c), questions, args.requests, args.max_seconds))
-                for c in args.levels.split(",")]
+        rows = [asyncio.run(run_level(url, int(c), questions, args.requests, args.max_seconds, _pause_range(p)))
+                for p in args.pauses.split(",") for c in args.levels.split(",")]
         if sampler:
             sampler.running = False
     finally:
@@ -180,12 +198,14 @@ def main() -> int:
             proc.wait(30)
 
     lines = [
-        "| concurrent clients | requests | errors | p50 (ms) | p95 (ms) | throughput (req/s) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| concurrent clients | pause between questions | requests | errors | p50 (ms) | p95 (ms) | throughput (req/s) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-                     f"| {r['throughput_rps']:.1f} |")
+        low, high = r["pause"]
+        pause = "none (saturation)" if high == 0 else f"{low:g}–{high:g} s"
+        lines.append(f"| {r['concurrency']} | {pause} | {r['requests']} | {r['errors']} | {r['p50_ms']:.1f} "
+                     f"| {r['p95_ms']:.1f} | {r['throughput_rps']:.1f} |")
     lines.append("")
     if proc:
         lines.append(f"Server RSS: {idle_rss / 2**20:.0f} MiB after start-up, peak {sampler.peak / 2**20:.0f} MiB "

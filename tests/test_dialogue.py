@@ -222,6 +222,53 @@ def test_memoized_ted_predictions_equal_fresh_ones(rasa_client: TestClient, rasa
     assert len(ted._vna_predictions) >= 1
 
 
+def untimed(events: list) -> list[dict]:
+    return [{k: v for k, v in e.as_dict().items() if k != "timestamp"} for e in events]
+
+
+def test_the_rule_shortcut_predicts_what_the_whole_ensemble_predicts(rasa_client: TestClient,
+                                                                     rasa_assistant: Assistant) -> None:
+    """Every prediction point of the scripted conversations, predicted with all policies and with the shortcut
+    (bot.dialogue.runtime.trust_certain_rules): the same action, confidence, policy, flags and events."""
+    import asyncio
+
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    agent = rasa_assistant.dialogue.agent
+    processor = agent.processor
+    full = type(processor)._predict_next_with_tracker
+    assert processor._predict_next_with_tracker is not full.__get__(processor), "the shortcut is not installed"
+    post = send(rasa_client)
+    senders = []
+    for conversation in CONVERSATIONS:
+        sender = f"shortcut-{conversation['name']}"
+        for turn in conversation["turns"]:
+            post(sender, turn["say"])
+        senders.append(sender)
+    points = shortcuts = 0
+    for sender in senders:
+        events = list(asyncio.run(agent.tracker_store.retrieve(sender)).events)
+        for i, event in enumerate(events):
+            if not isinstance(event, ActionExecuted) or i == 0 or event.action_name == "action_session_start":
+                continue
+            def before() -> DialogueStateTracker:  # a fresh one for each call: a prediction may change it
+                return DialogueStateTracker.from_events(sender, events[:i], agent.domain.slots)  # noqa: B023
+
+            taken = getattr(processor, "_vna_rule_shortcuts", 0)
+            quick = processor._predict_next_with_tracker(before())
+            shortcuts += getattr(processor, "_vna_rule_shortcuts", 0) - taken
+            whole = full(processor, before())
+            for name in ("probabilities", "policy_name", "policy_priority", "is_end_to_end_prediction",
+                         "is_no_user_prediction", "hide_rule_turn", "action_metadata"):
+                assert getattr(quick, name) == getattr(whole, name), (sender, i, name)
+            assert untimed(quick.events) == untimed(whole.events), (sender, i)
+            assert untimed(quick.optional_events) == untimed(whole.optional_events), (sender, i)
+            points += 1
+    assert points >= 80
+    assert shortcuts >= points * 0.8  # the shortcut is what most predictions take
+
+
 def test_a_zalo_conversation_through_rasa_follow_up_choice_and_rating(settings: Settings,
                                                                       rasa_assistant: Assistant) -> None:
     """The full path of a chat channel: signed webhook → inbox → Rasa + engine → outbox → the platform."""

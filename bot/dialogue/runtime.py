@@ -77,16 +77,31 @@ class InProcessActions:
 
 
 def tracker_store_for(settings: Settings, domain: Any):  # noqa: ANN001, ANN201, ANN401
-    """Rasa's SQL tracker store on the configured database (a SQLite file beside the assistant's by default)."""
-    from rasa.core.tracker_store import SQLTrackerStore
+    """Rasa's SQL tracker store on the configured database (a SQLite file beside the assistant's by default),
+    keeping the conversations in flight in memory (bot.dialogue.tracker_store)."""
+    from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.pool import QueuePool
+
+    from bot.conversation import sqlite_pragmas
+    from bot.dialogue.tracker_store import CachingSQLTrackerStore
 
     url = make_url(settings.resolved_tracker_url)
     if url.drivername.startswith("sqlite"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return SQLTrackerStore(domain=domain, dialect="sqlite", db=url.database)
-    return SQLTrackerStore(domain=domain, dialect=url.drivername, host=url.host, port=url.port, db=url.database,
-                           username=url.username, password=url.password)
+        store = CachingSQLTrackerStore(domain=domain, dialect="sqlite", db=url.database)
+        # Rasa opens a new SQLite connection for every read and write (SQLAlchemy 1.4's default for files): keep
+        # a pool instead, with the assistant database's settings (WAL; commits durable across an application
+        # crash without an fsync each)
+        engine = create_engine(f"sqlite:///{url.database}", poolclass=QueuePool,
+                               connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", sqlite_pragmas)
+        store.engine.dispose()
+        store.engine, store.sessionmaker = engine, sessionmaker(bind=engine)
+        return store
+    return CachingSQLTrackerStore(domain=domain, dialect=url.drivername, host=url.host, port=url.port,
+                                  db=url.database, username=url.username, password=url.password)
 
 
 def compile_action_result_schema() -> None:
@@ -208,6 +223,98 @@ def memoize_ted_predictions(size: int = 4096) -> None:
     TEDPolicy._vna_memoized = True
 
 
+def skip_remote_validation_in_process() -> None:
+    """Validate action results only when they come from a separate action server.
+
+    Rasa checks every custom action's result against its JSON schema, because an action server is a separate
+    program that may answer anything. In-process, the result is built by rasa-sdk's own executor from rasa-sdk's
+    event classes, so the walk over the schema (~5 ms a turn, even compiled) checks nothing that can differ; a
+    separate server (``VNA_ACTION_ENDPOINT``) is still validated.
+    """
+    from rasa.core.actions.action import RemoteAction
+
+    if getattr(RemoteAction, "_vna_in_process_trusted", False):
+        return
+    validate = RemoteAction._validate_action_result
+
+    def _validate(self, result: dict) -> bool:  # noqa: ANN001
+        if isinstance(getattr(self.action_endpoint, "executor", None), _executor_class()):
+            return True
+        return validate(self, result)
+
+    RemoteAction._validate_action_result = _validate
+    RemoteAction._vna_in_process_trusted = True
+
+
+def _executor_class() -> type:
+    from rasa_sdk.executor import ActionExecutor
+
+    return ActionExecutor
+
+
+def trust_certain_rules(processor: Any) -> bool:  # noqa: ANN401 - rasa.core.processor.MessageProcessor
+    """Skip the other policies when RulePolicy is certain, as the policy ensemble would pick it anyway.
+
+    Every turn makes two predictions (the action, then ``action_listen``) and each runs RulePolicy,
+    MemoizationPolicy and TEDPolicy before the ensemble picks one: ~25 ms of CPU a turn, TED's TensorFlow
+    inference the largest part. Rasa 3.6's ensemble (``DefaultPolicyPredictionEnsemble._pick_best_policy``)
+    picks the prediction with the highest (confidence, priority); only RulePolicy can make a "no user" (loop)
+    prediction, TED an end-to-end one only when trained on text, and Memoization and TED predictions carry no
+    events. So when RulePolicy predicts an action with confidence 1.0, has the highest priority, TED is not
+    end-to-end and no action was rejected, the ensemble's answer *is* RulePolicy's, whatever the others say:
+    this computes RulePolicy's prediction first and, in that case, passes it alone through the real ensemble
+    (which adds its usual events). Otherwise the whole graph runs as before. Every rule of ``nlu_data/`` ends
+    in a certain prediction, so most turns skip TED entirely; a test holds the scripted conversations both
+    ways and compares every prediction and reply.
+
+    Returns whether the shortcut was installed (it is not for a model it cannot be exact for).
+    """
+    from rasa.core.policies.policy import Policy
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.core.policies.ted_policy import TEDPolicy
+    from rasa.engine.constants import PLACEHOLDER_TRACKER
+    from rasa.shared.core.events import ActionExecuted, ActionExecutionRejected
+    from rasa.shared.nlu.constants import TEXT
+
+    runner = processor.graph_runner
+    nodes = runner._instantiated_nodes
+    target = processor.model_metadata.core_target
+    schema = processor.model_metadata.predict_schema.nodes
+    if target not in schema:
+        return False
+    policy_nodes = [n for n in schema[target].needs.values() if n in schema and issubclass(schema[n].uses, Policy)]
+    rule_nodes = [n for n in policy_nodes if issubclass(schema[n].uses, RulePolicy)]
+    if len(rule_nodes) != 1:
+        return False
+    rule_node = rule_nodes[0]
+    components = {n: nodes[n]._component for n in policy_nodes}
+    rule = components[rule_node]
+    for name, component in components.items():
+        if name == rule_node:
+            continue
+        if getattr(component, "priority", 0) >= rule.priority:
+            return False
+        if isinstance(component, TEDPolicy) and (component.only_e2e or TEXT in (component.fake_features or {})):
+            return False
+    ensemble = nodes[target]._component
+    original = type(processor)._predict_next_with_tracker
+
+    def predict(tracker: Any) -> Any:  # noqa: ANN401
+        if tracker.followup_action:
+            return original(processor, tracker)
+        last_action = next((e for e in reversed(tracker.events)
+                            if isinstance(e, (ActionExecutionRejected, ActionExecuted))), None)
+        if not isinstance(last_action, ActionExecutionRejected):
+            prediction = runner.run(inputs={PLACEHOLDER_TRACKER: tracker}, targets=[rule_node])[rule_node]
+            if prediction.max_confidence >= 1.0:
+                processor._vna_rule_shortcuts = getattr(processor, "_vna_rule_shortcuts", 0) + 1
+                return ensemble.combine_predictions([prediction], tracker, processor.domain)
+        return original(processor, tracker)
+
+    processor._predict_next_with_tracker = predict
+    return True
+
+
 class Dialogue:
     """The loaded Rasa agent, with the bookkeeping /health shows."""
 
@@ -238,6 +345,9 @@ class Dialogue:
             endpoint = InProcessActions("bot.dialogue.actions")
         # the agent wraps the store in Rasa's FailSafeTrackerStore and gives it the model's domain
         agent = Agent.load(str(model_path), action_endpoint=endpoint, tracker_store=tracker_store_for(settings, None))
+        skip_remote_validation_in_process()
+        if settings.dialogue_rule_shortcut and not trust_certain_rules(agent.processor):
+            log.info("the rule shortcut does not apply to this model; every prediction runs all policies")
         return cls(settings, agent, second_opinion)
 
     async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
