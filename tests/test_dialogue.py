@@ -222,6 +222,32 @@ def test_memoized_ted_predictions_equal_fresh_ones(rasa_client: TestClient, rasa
     assert len(ted._vna_predictions) >= 1
 
 
+def test_messages_parsed_together_get_what_each_gets_alone(rasa_assistant: Assistant) -> None:
+    """BatchedParser + batched DIET: dev-set questions parsed in one batch against Rasa's own parse of each."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "eval" / "devset"
+    texts = [json.loads(line)["question"] for line in (root / "procedure_questions.jsonl").read_text().splitlines()
+             if line][:40] + ["cảm ơn", "cái thứ 2", "5 sao", "/greet", "thời tiết hôm nay thế nào"]
+    dialogue = rasa_assistant.dialogue
+    alone = [asyncio.run(dialogue.agent.parse_message(t)) for t in texts]
+
+    async def together() -> list[dict]:
+        return await asyncio.gather(*(dialogue.parser.parse(t) for t in texts))
+
+    batches = dialogue.parser.batches
+    batched = asyncio.run(together())
+    assert dialogue.parser.batches == batches + 2  # 45 messages: one batch of 32, one of 13
+    for one, many in zip(alone, batched, strict=True):
+        assert many["text"] == one["text"]
+        assert many["intent"]["name"] == one["intent"]["name"], one["text"]
+        assert abs(many["intent"]["confidence"] - one["intent"]["confidence"]) < 1e-4
+        assert [(e["entity"], e["start"], e["end"], e.get("value")) for e in many["entities"]] == \
+               [(e["entity"], e["start"], e["end"], e.get("value")) for e in one["entities"]], one["text"]
+
+
 def untimed(events: list) -> list[dict]:
     return [{k: v for k, v in e.as_dict().items() if k != "timestamp"} for e in events]
 
