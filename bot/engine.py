@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from bot.answer.aspects import Aspect, blank_aspect_phrases, detect_aspects
+from bot.answer.aspects import Aspect, aspect_spans, blank_aspect_phrases, detect_aspects
 from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.scope import ScopeVerdict, classify_scope
 from bot.answer.variants import VariantPreference, VariantProfile, base_title
@@ -173,7 +173,7 @@ class _QueryFeatures:
         folded = fold(question)
         asked = frozenset(_topic_words(expanded))
         return cls(
-            prefer=VariantPreference.of(question),
+            prefer=VariantPreference.of(question, engine.lexicon),
             plan_cue=bool(_PLAN_CUES.search(folded)),
             provinces=frozenset(p for p, regex in _PROVINCE_RE.items() if regex.search(folded)),
             coverage=engine._coverage_fn(question),
@@ -256,7 +256,7 @@ class Engine:
         In hybrid mode the lexical ranking is scored first; when it is decisive (a confident leader well ahead
         of the next candidate) the dense pass is skipped, which saves the transformer pass on about half of the
         questions without changing the answer (docs/evaluation.md, "Skipping the dense pass")."""
-        expanded = self.lexicon.expand(_without_aspect_phrases(question))
+        expanded = self._search_text(question)
         n = len(self.index.docs)
         lex_all = self.index.lexical.scores(expanded) if mode != "dense" else np.zeros(n, dtype=np.float32)
         lex_max = float(lex_all.max()) if lex_all.size else 0.0
@@ -289,6 +289,15 @@ class Engine:
             hybrid = (HYBRID_LEXICAL + HYBRID_DENSE - NO_DIACRITICS_DENSE, NO_DIACRITICS_DENSE)
         weights = {"hybrid": hybrid, "lexical": lexical_weights, "dense": (0.0, HYBRID_LEXICAL + HYBRID_DENSE)}[mode]
         return self._score(pool, cosines, lex_all, lex_max, weights, query)[:k]
+
+    def _search_text(self, question: str) -> str:
+        """The question minus its aspect phrases, plus the lexicon's official wording for what it names. Terms
+        inside an aspect phrase are not expanded ("trên VNeID" asks for the channel), but every term's context
+        is read in the whole question ("thông tin trên VNeID bị sai" is about the population database)."""
+        kept = _without_aspect_phrases(question)
+        if kept == question:
+            return self.lexicon.expand(question)
+        return self.lexicon.expand(question, base=kept, skip=aspect_spans(question))
 
     def _decisive(self, ranked: list[Candidate]) -> bool:
         if len(ranked) < 2:

@@ -288,6 +288,17 @@ def test_context_entries_stay_in_their_context(lex: Lexicon) -> None:
     assert "phân chia di sản" not in lex.expand("chứng thực di chúc")
 
 
+def test_expand_reads_contexts_in_the_whole_text_but_skips_the_given_spans(lex: Lexicon) -> None:
+    question = "thong tin tren vneid bi sai nam sinh"
+    start = question.index("vneid")
+    blanked = question[:start] + " " * 5 + question[start + 5 :]
+    out = lex.expand(question, base=blanked, skip=[(start, start + 5)])
+    assert out.startswith(blanked + " ")
+    assert "Cơ sở dữ liệu quốc gia về dân cư" in out  # "bị sai" next to VNeID
+    assert "tài khoản định danh điện tử" not in out  # "vneid" itself was skipped
+    assert lex.expand(blanked) == blanked  # the blanked text alone has lost the context
+
+
 def test_bang_lai_expands_to_driving_licence(lex: Lexicon) -> None:
     for q in ["bằng lái", "bang lai xe", "đổi bằng lái xe máy", "GPLX hết hạn"]:
         assert "giấy phép lái xe" in lex.expand(q), q

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer.variants import VariantPreference, VariantProfile, asked_operations, facts, title_operations
+from bot.answer.variants import (
+    VariantPreference,
+    VariantProfile,
+    asked_operations,
+    facts,
+    listed_operations,
+    title_operations,
+)
 from bot.knowledge.models import Procedure
+from bot.text.lexicon import load_lexicon
 
 
 def proc(title: str, levels: list[str] | None = None) -> Procedure:
@@ -94,3 +102,26 @@ def test_an_organisation_variant_needs_the_question_to_say_so() -> None:
 )
 def test_folded_words_that_look_like_country_names_are_not_a_foreign_element(question: str) -> None:
     assert "foreign" not in facts(question)
+
+
+def test_a_title_listing_several_operations_serves_each_of_them() -> None:
+    title = "Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT"
+    assert title_operations(title) == {"reissue"}
+    assert listed_operations(title) == {"exchange", "change"}
+    prefer = VariantPreference.of("so bhxh ghi sai ngay sinh, muon dieu chinh thi lam sao")
+    listing = VariantProfile.of(proc(title))
+    reissue_only = VariantProfile.of(proc("Cấp lại Giấy chứng nhận do bị mất"))
+    assert prefer.adjustment(listing) > prefer.adjustment(reissue_only)
+    assert listed_operations("Đăng ký thành lập hộ kinh doanh") == frozenset()
+
+
+def test_words_of_a_term_the_lexicon_reads_as_a_procedure_do_not_ask_an_operation() -> None:
+    lexicon = load_lexicon()
+    # "chuyển đất vườn" is "chuyển mục đích sử dụng đất", "chuyển hộ khẩu" is "đăng ký thường trú": nothing to change
+    assert "change" in asked_operations("chuyen dat vuon len dat tho cu thi xin phep o dau")
+    assert "change" not in asked_operations("chuyen dat vuon len dat tho cu thi xin phep o dau", lexicon)
+    assert "change" not in asked_operations("Chuyển hộ khẩu làm online được không", lexicon)
+    # a term whose official wording is an operation still asks for it
+    assert "reissue" in asked_operations("lam lai cccd o dau", lexicon)
+    assert {"renew", "exchange"} <= asked_operations("thẻ căn cước sắp hết hạn", lexicon)
+    assert "delete" in asked_operations("xóa hộ khẩu cho bố đã mất", lexicon)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.answer.aspects import blank_aspect_phrases
 from bot.knowledge.models import Procedure
+from bot.text.lexicon import Lexicon
 from bot.text.vietnamese import fold
 
 # Countries and nationalities citizens name instead of saying "nước ngoài" ("chồng tôi người Hàn Quốc", "ly hôn ở
@@ -104,9 +105,26 @@ def title_operations(title: str) -> frozenset[str]:
     return frozenset(name for name, regex in _OP_TITLE_RE.items() if regex.search(folded))
 
 
-def asked_operations(question: str) -> frozenset[str]:
+def listed_operations(title: str) -> frozenset[str]:
+    """Operations a title lists after its first one ("Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ
+    BHYT": exchange and change besides reissue): each comma- or semicolon-separated part read as a title."""
+    folded = _PAREN_RE.sub(" ", fold(title))
+    parts = [p.strip() for p in re.split(r"[,;/]", folded)[1:]]
+    return frozenset(op for part in parts if part for op in title_operations(part)) - title_operations(title)
+
+
+def asked_operations(question: str, lexicon: Lexicon | None = None) -> frozenset[str]:
     # "mất bao lâu" asks for the time, not for a lost paper: aspect phrases are not operations
     folded = blank_aspect_phrases(fold(question))
+    if lexicon is not None and len(folded) == len(question):
+        # A term the lexicon reads as a procedure whose official name has no operation ("chuyển đất vườn" →
+        # "chuyển mục đích sử dụng đất", "chuyển hộ khẩu" → "đăng ký thường trú") names the procedure: its
+        # words ("chuyển") do not ask to change something.
+        chars = list(folded)
+        for start, end, canonical in lexicon.spans(question):
+            if not any(title_operations(c) for c in canonical):
+                chars[start:end] = " " * (end - start)
+        folded = "".join(chars)
     return frozenset(name for name, regex in _OP_QUESTION_RE.items() if regex.search(folded))
 
 
@@ -142,12 +160,13 @@ class VariantProfile:
     levels: frozenset[str]
     operations: frozenset[str]
     inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
+    listed: frozenset[str] = frozenset()  # further operations the title lists (see listed_operations)
 
     @classmethod
     def of(cls, proc: Procedure) -> VariantProfile:
         inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", fold(proc.title))))
         return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
-                   inclusive)  # fmt: skip
+                   inclusive, listed_operations(proc.title))  # fmt: skip
 
 
 # How much a matching / missing variant qualifier moves a candidate's fused score.
@@ -167,8 +186,9 @@ class VariantPreference:
     asked_operations: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, question: str) -> VariantPreference:
-        return cls(frozenset(facts(question)), frozenset(question_levels(question)), asked_operations(question))
+    def of(cls, question: str, lexicon: Lexicon | None = None) -> VariantPreference:
+        return cls(frozenset(facts(question)), frozenset(question_levels(question)),
+                   asked_operations(question, lexicon))
 
     def adjustment(self, proc: Procedure | VariantProfile) -> float:
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
@@ -184,7 +204,8 @@ class VariantPreference:
         else:
             # Unspecified level: the commune is where citizens go first, then the province, then a ministry.
             score += 0.03 if "xa" in profile.levels else 0.015 if "tinh" in profile.levels else 0.0
-        if profile.operations & self.asked_operations:
+        # a title listing several operations serves each of them ("Cấp lại, đổi, điều chỉnh …")
+        if (profile.operations | profile.listed) & self.asked_operations:
             score += OPERATION_MATCH
         elif profile.operations - _DEFAULT_OPERATIONS:
             score += OPERATION_UNASKED
