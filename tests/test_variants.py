@@ -125,3 +125,18 @@ def test_words_of_a_term_the_lexicon_reads_as_a_procedure_do_not_ask_an_operatio
     assert "reissue" in asked_operations("lam lai cccd o dau", lexicon)
     assert {"renew", "exchange"} <= asked_operations("thẻ căn cước sắp hết hạn", lexicon)
     assert "delete" in asked_operations("xóa hộ khẩu cho bố đã mất", lexicon)
+
+
+def test_the_polices_own_health_insurance_records_need_the_question_to_name_the_forces() -> None:
+    # real records: 1.001294 "Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)" (field "Chính sách", decision
+    # QĐ/0001-BCA: officers and their families) and 1.002759 of the social-insurance agency
+    police = Procedure(code="1.001294", title="Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)", url=None,
+                       source="national", decision="QĐ/0001-BCA", domain="Chính sách", levels=["tinh"])
+    agency = Procedure(code="1.002759", title="Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT", url=None,
+                       source="national", decision="1474/QĐ-BTC", domain="Cấp sổ BHXH, thẻ BHYT",
+                       levels=["bo", "tinh", "xa"])
+    citizen = VariantPreference.of("Mất thẻ bhyt thì làm lại ở đâu?")
+    officer = VariantPreference.of("Chồng tôi là chiến sĩ công an, mất thẻ bhyt thì làm lại ở đâu?")
+    assert VariantProfile.of(police).forces and not VariantProfile.of(agency).forces
+    assert citizen.adjustment(police) - officer.adjustment(police) < -0.1
+    assert citizen.adjustment(agency) > citizen.adjustment(police)

@@ -85,6 +85,15 @@ _DEFAULT_OPERATIONS = frozenset({"first"})
 # Facts a title can name beside ordinary citizens (see _INCLUSIVE_RE).
 _INCLUSIVE_FACTS = frozenset({"foreign", "organisation"})
 _FACT_RE = {k: re.compile(v) for k, v in _FACTS.items()}
+# The police's own personnel-policy records ("Chính sách" field, decided by the Ministry of Public Security: "Cấp
+# lại thẻ bảo hiểm y tế" for officers and their families, "Xét hưởng trợ cấp đối với thương binh … tại Công an cấp
+# tỉnh") serve the forces, not the citizen asking about the same thing; they need the question to say so.
+_FORCES_RE = re.compile(r"\b(cong an|cand|si quan|ha si quan|chien si|quan nhan|bo doi|quan doi|luc luong vu trang)\b")
+
+
+def serves_forces(proc: Procedure) -> bool:
+    return fold(proc.domain or "").strip() == "chinh sach" and "BCA" in (proc.decision or "").upper()
+
 _LEVEL_RE = {k: re.compile(v) for k, v in _LEVELS.items()}
 _OP_TITLE_RE = {name: re.compile(title) for name, title, _ in _OPERATIONS}
 _OP_QUESTION_RE = {name: re.compile(question) for name, _, question in _OPERATIONS}
@@ -161,18 +170,20 @@ class VariantProfile:
     operations: frozenset[str]
     inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
     listed: frozenset[str] = frozenset()  # further operations the title lists (see listed_operations)
+    forces: bool = False  # a police personnel-policy record (see serves_forces)
 
     @classmethod
     def of(cls, proc: Procedure) -> VariantProfile:
         inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", fold(proc.title))))
         return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
-                   inclusive, listed_operations(proc.title))  # fmt: skip
+                   inclusive, listed_operations(proc.title), serves_forces(proc))  # fmt: skip
 
 
 # How much a matching / missing variant qualifier moves a candidate's fused score.
 FACT_MATCH, FACT_UNASKED = 0.2, -0.1
 # The assistant serves citizens: an organisation's variant needs the question to say so.
 ORGANISATION_UNASKED = -0.2
+FORCES_UNASKED = ORGANISATION_UNASKED  # like an organisation's variant: not what a citizen means by default
 LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
 OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
 
@@ -184,11 +195,12 @@ class VariantPreference:
     asked_facts: frozenset[str]
     asked_levels: frozenset[str]
     asked_operations: frozenset[str] = frozenset()
+    asked_forces: bool = False
 
     @classmethod
     def of(cls, question: str, lexicon: Lexicon | None = None) -> VariantPreference:
         return cls(frozenset(facts(question)), frozenset(question_levels(question)),
-                   asked_operations(question, lexicon))
+                   asked_operations(question, lexicon), bool(_FORCES_RE.search(fold(question))))
 
     def adjustment(self, proc: Procedure | VariantProfile) -> float:
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
@@ -199,6 +211,8 @@ class VariantPreference:
             unasked -= _INCLUSIVE_FACTS
         score += FACT_UNASKED * len(unasked - {"organisation"})
         score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
+        if profile.forces and not self.asked_forces:
+            score += FORCES_UNASKED
         if self.asked_levels:
             score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
         else:
