@@ -58,6 +58,10 @@ _PROVINCE_RE = {
 }
 PLAN_PROVINCE_MATCH, PLAN_PROVINCE_MISMATCH = 0.05, -0.2
 PLAN_NUMBER_MATCH = 0.15
+# A question asking for a share ("bao nhiêu phần trăm", "tỷ lệ … đạt bao nhiêu") is answered by a passage that states
+# one; the preamble and task lists of the same plan share its words but not its figures.
+_PERCENT_ASKED = re.compile(r"\b(phan tram|ty le|ti le|ty trong|ti trong)\b|%")
+PLAN_PERCENT = 0.1
 # The lexical ranking alone decides (no dense pass) when its leader is a procedure at least this far ahead of the
 # next candidate and this far above the confidence gate: on the dev set the dense pass then changed the top
 # answer for 2.6 % of such questions and never turned a wrong answer right (docs/evaluation.md).
@@ -167,6 +171,7 @@ class _QueryFeatures:
     asked: frozenset[str]
     numbers: frozenset[str]
     unknown: float
+    percent: bool = False  # asks for a share (see _PERCENT_ASKED)
 
     @classmethod
     def of(cls, engine: Engine, question: str, expanded: str) -> _QueryFeatures:
@@ -180,6 +185,7 @@ class _QueryFeatures:
             asked=asked,
             numbers=frozenset(w for w in asked if any(ch.isdigit() for ch in w) and len(w) >= 3),
             unknown=engine._unknown_share(question),
+            percent=bool(_PERCENT_ASKED.search(folded)),
         )
 
 
@@ -197,6 +203,7 @@ class Engine:
         # per plan passage: (province of its document, folded; the document's number, e.g. "2207")
         self._plan_meta = [self._plan_profile(d.doc_id) if d.kind == "plan" else None for d in index.docs]
         self._plan_numbers = frozenset(m[1] for m in self._plan_meta if m and m[1])
+        self._plan_percent = [d.kind == "plan" and "%" in self.kb.passages[d.doc_id].text for d in index.docs]
         self._variants = [VariantProfile.of(self.kb.procedures[d.doc_id]) if d.kind == "procedure" else None
                           for d in index.docs]  # fmt: skip
 
@@ -332,6 +339,8 @@ class Engine:
                 named = query.numbers & self._plan_numbers
                 if named:
                     score += PLAN_NUMBER_MATCH if number in named else -PLAN_NUMBER_MATCH
+                if query.percent and self._plan_percent[i]:
+                    score += PLAN_PERCENT
             out.append(Candidate(i, doc, score, lex_n, dense_n, cov, cosines.get(i, 0.0), query.unknown))
         out.sort(key=lambda c: c.score, reverse=True)
         return out

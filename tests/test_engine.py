@@ -224,3 +224,16 @@ def test_a_decisive_lexical_match_skips_the_dense_pass_without_changing_the_answ
     # near-identical variants (commune / province level) are not settled by the words alone: dense pass
     fast.retrieve("cấp lại thẻ căn cước")
     assert counting.calls == 2
+
+
+def test_a_question_asking_for_a_share_is_answered_from_a_passage_that_states_one(engine: Engine) -> None:
+    reply, _ = engine.answer("Tỷ trọng kinh tế số trong GRDP của Bà Rịa - Vũng Tàu đến năm 2030 là bao nhiêu phần trăm?")
+    assert reply.intent == "ask_plan" and not reply.fallback
+    assert "35-37%" in reply.reply  # "Tỷ trọng kinh tế số đạt 35-37% GRDP", not the plan's preamble
+
+
+def test_health_services_in_a_plan_question_are_not_medical_advice() -> None:
+    from bot.answer.scope import classify_scope
+
+    assert classify_scope("đến 2025 bao nhiêu cơ sở khám chữa bệnh của Bà Rịa - Vũng Tàu có khám chữa bệnh từ xa") is None
+    assert classify_scope("Trẻ bị ho thì chữa bệnh thế nào, uống thuốc gì?").category == "medical"
