@@ -66,12 +66,14 @@ PLAN_PERCENT = 0.1
 # next candidate and this far above the confidence gate: on the dev set the dense pass then changed the top
 # answer for 2.6 % of such questions and never turned a wrong answer right (docs/evaluation.md).
 DECISIVE_MARGIN = 0.05
+# A message of at most this many syllables that retrieval cannot place may continue the conversation.
+FOLLOWUP_MAX_WORDS = 12
 DECISIVE_CONFIDENCE = 0.1
 # Words that, in a message that asks an aspect, still do not name another procedure ("làm lại ở đâu?",
 # "mất bao lâu thì nhận được?", "có phải đến tận nơi không?").
 _FOLLOWUP_GENERIC = set(
     "lai nhan tan noi hay theo mang moi trang gom ket qua xong truc tiep phai nua them gium dum ha ho sao roi "
-    "chuan bi giay to".split()
+    "chuan bi giay to thuc hien".split()
 )
 _PAREN_RE = re.compile(r"\([^)]*\)")
 _CHOICE_RE = re.compile(r"^(?:chon |lay |cai |so |phuong an |thu tuc |muc )*(?:thu |so )?(\d|mot|hai|ba|bon|nam)\b")
@@ -237,6 +239,11 @@ class Engine:
 
         candidates = self.retrieve(question, mode)
         if not candidates or not self._confident(candidates[0]):
+            if self._continues(question, candidates, state):
+                # "có cần đưa bé đi cùng không?" after "làm căn cước cho bé 3 tuổi": nothing in it names another
+                # procedure the knowledge knows, so it is about the one under discussion
+                proc = self.kb.procedures[state.procedure]  # type: ignore[index]
+                return self._procedure_reply(question, proc, aspects, [], 1.0, state)
             return self._unsure(question, candidates, state)
         top = candidates[0]
         if top.doc.kind == "plan":
@@ -448,6 +455,13 @@ class Engine:
         """Only an aspect ("hết bao nhiêu tiền?", "làm lại ở đâu?") and words that cannot name a procedure."""
         rest = [w for w in _topic_words(blank_aspect_phrases(fold(question))) if w not in _FOLLOWUP_GENERIC]
         return not rest
+
+    def _continues(self, question: str, candidates: list[Candidate], state: ConversationState) -> bool:
+        """A short message in a conversation about a procedure, that names no other procedure confidently and
+        has no word the knowledge never uses, continues the conversation."""
+        if state.procedure not in self.kb.procedures or len(syllables(fold(question))) > FOLLOWUP_MAX_WORDS:
+            return False
+        return not candidates or candidates[0].unknown == 0
 
     def _confident(self, top: Candidate) -> bool:
         # Words the knowledge never uses ("youtube", "shopee", "flan") mean the question is about something else,
