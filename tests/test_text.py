@@ -270,6 +270,7 @@ def test_expand_keeps_text_and_adds_phrases(lex: Lexicon) -> None:
         ("mua bhyt hộ gia đình", "Đăng ký đóng, cấp thẻ BHYT đối với người chỉ tham gia BHYT"),
         ("sổ đỏ ghi sai tên", "Đính chính Giấy chứng nhận đã cấp lần đầu có sai sót"),
         ("ban nha phai nop thue tncn", "Khai thuế TNCN đối với cá nhân có thu nhập từ chuyển nhượng bất động sản"),
+        ("công chứng bản sao bằng đại học", "Chứng thực bản sao từ bản chính giấy tờ, văn bản do cơ quan, tổ chức"),
     ],
 )
 def test_everyday_wording_meets_the_official_title(query: str, title: str, lex: Lexicon) -> None:
