@@ -285,6 +285,12 @@ def test_context_entries_stay_in_their_context(lex: Lexicon) -> None:
     assert "Cơ sở dữ liệu quốc gia về dân cư" not in lex.expand("sổ bhxh ghi sai ngày sinh")
     assert "tài sản khác" in lex.expand("mua xe máy nộp lệ phí trước bạ")
     assert "tài sản khác" not in lex.expand("sang tên nhà đất nộp lệ phí trước bạ")
+    # bare "mat" is "mất" (lost) only right next to a paper, not "mặt trước" nor "mất tiền"
+    assert "cấp lại" in lex.expand("mat so do thi sao")
+    assert "cấp lại" not in lex.expand("mat truoc the can cuoc")
+    assert "cấp lại" not in lex.expand("dang ky ket hon co mat tien khong")
+    # inherited land is registered as a change of the land-use right
+    assert "đăng ký biến động" in lex.expand("nhận thừa kế đất của bố mẹ")
     # a will is not an inheritance division
     assert "phân chia di sản" not in lex.expand("chứng thực di chúc")
 
