@@ -259,3 +259,10 @@ def test_a_follow_up_with_words_the_knowledge_never_uses_is_still_not_answered(e
     _, state = engine.answer("đăng ký kết hôn ở đâu")
     reply, _ = engine.answer("youtube có không", state)
     assert reply.fallback
+
+
+def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> None:
+    from bot.answer.scope import classify_scope
+
+    assert classify_scope("Mở quán cà phê nhỏ thì đăng ký hộ kinh doanh ở đâu?") is None
+    assert classify_scope("quán cà phê nào ở Vũng Tàu view đẹp?").category == "commercial"

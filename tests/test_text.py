@@ -271,6 +271,9 @@ def test_expand_keeps_text_and_adds_phrases(lex: Lexicon) -> None:
         ("sổ đỏ ghi sai tên", "Đính chính Giấy chứng nhận đã cấp lần đầu có sai sót"),
         ("ban nha phai nop thue tncn", "Khai thuế TNCN đối với cá nhân có thu nhập từ chuyển nhượng bất động sản"),
         ("công chứng bản sao bằng đại học", "Chứng thực bản sao từ bản chính giấy tờ, văn bản do cơ quan, tổ chức"),
+        ("tham gia bảo hiểm xã hội tự nguyện", "Đăng ký, đăng ký lại, điều chỉnh đóng BHXH tự nguyện; cấp sổ BHXH"),
+        ("nho nguoi nhan luong huu ho", "Ủy quyền lĩnh thay các chế độ bảo hiểm xã hội, trợ cấp thất nghiệp"),
+        ("tự quyết toán thuế tncn", "Khai quyết toán thuế/ Hoàn thuế đối với cá nhân cư trú có thu nhập từ tiền lương, tiền công"),
     ],
 )
 def test_everyday_wording_meets_the_official_title(query: str, title: str, lex: Lexicon) -> None:

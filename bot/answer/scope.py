@@ -43,7 +43,7 @@ _TOPICS: dict[Category, str] = {
     # even when it says "đăng ký" or "làm lại".
     "commercial": r"\b(sim( dien thoai)?|goi cuoc|nha mang|viettel|vinaphone|mobifone|the atm|ngan hang nao"
     r"|bao hiem nhan tho|shopee|lazada|tiki|grab|youtube|facebook|tiktok|instagram|momo|mat khau|check-?in"
-    r"|ve (tau|may bay|xe khach)|dat ve|quan (ca phe|an|nhau)|khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
+    r"|ve (tau|may bay|xe khach)|dat ve|(?<!mo )quan (ca phe|an|nhau)|(?<!mo )khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
     r"|ielts|toeic|kenh youtube|tai khoan (game|mang xa hoi))\b",
     "writing": r"\b(viet (giup|ho|cho|mot|1)\b.{0,20}\b(bai|doan|thu|email|van|tho|cau)|bai van|ta con|lam tho|lam bai tap"
     r"|dich (giup|ho|cau|doan|sang)|sang tieng (anh|viet|nhat|trung|han|phap)|lap trinh|python|javascript"
