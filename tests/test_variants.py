@@ -63,6 +63,9 @@ def test_asking_how_long_is_not_asking_about_a_lost_paper() -> None:
     assert "reissue" in asked_operations("mất sổ đỏ thì xin cấp lại ở đâu")
     assert "reissue" not in asked_operations("thi bang lai xe may A1 phi sat hach bao nhieu")
     assert "reissue" not in asked_operations("lam so do cho manh dat ong ba de lai")
+    # giving papers back ("nộp lại", "trả lại") is a revocation, not a re-issue
+    assert asked_operations("xe hỏng bỏ không dùng nữa có phải nộp lại giấy đăng ký không") >= {"revoke"}
+    assert "reissue" not in asked_operations("bán xe rồi thì trả lại biển số ở đâu")
 
 
 def test_an_unasked_operation_ranks_below_the_ordinary_procedure() -> None:

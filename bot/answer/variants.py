@@ -70,7 +70,7 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("restore", r"\bkhoi phuc\b", r"\b(khoi phuc|tim thay|tim lai|dung tiep|dung lai)\b"),
     ("renew", r"\bgia han\b", r"\b(gia han|het han|sap het han)\b"),
     ("exchange", r"\bcap doi\b|^(thu tuc )?doi\b", r"\b(doi|het han|hong|sai|cu|nhau|rach|thay doi)\b"),
-    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
+    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )(?<!nop )(?<!tra )(?<!gui )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
     ("report_loss", r"\btrinh bao mat\b", r"\b(trinh bao|bao mat|khai bao mat|mat|that lac|bi trom)\b"),
     ("correct", r"\b(dinh chinh|cai chinh)\b", r"\b(sai|sua|dinh chinh|cai chinh|nham)\b"),
     ("absence", r"\btam vang\b", r"\b(tam vang|vang mat|di xa|di lam xa|di lam an)\b"),
