@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from bot.answer.aspects import Aspect, blank_aspect_phrases, detect_aspects
+from bot.answer.aspects import Aspect, aspect_spans, blank_aspect_phrases, detect_aspects
 from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.scope import ScopeVerdict, classify_scope
 from bot.answer.variants import VariantPreference, VariantProfile, base_title
@@ -58,16 +58,22 @@ _PROVINCE_RE = {
 }
 PLAN_PROVINCE_MATCH, PLAN_PROVINCE_MISMATCH = 0.05, -0.2
 PLAN_NUMBER_MATCH = 0.15
+# A question asking for a share ("bao nhiêu phần trăm", "tỷ lệ … đạt bao nhiêu") is answered by a passage that states
+# one; the preamble and task lists of the same plan share its words but not its figures.
+_PERCENT_ASKED = re.compile(r"\b(phan tram|ty le|ti le|ty trong|ti trong)\b|%")
+PLAN_PERCENT = 0.1
 # The lexical ranking alone decides (no dense pass) when its leader is a procedure at least this far ahead of the
 # next candidate and this far above the confidence gate: on the dev set the dense pass then changed the top
 # answer for 2.6 % of such questions and never turned a wrong answer right (docs/evaluation.md).
 DECISIVE_MARGIN = 0.05
+# A message of at most this many syllables that retrieval cannot place may continue the conversation.
+FOLLOWUP_MAX_WORDS = 12
 DECISIVE_CONFIDENCE = 0.1
 # Words that, in a message that asks an aspect, still do not name another procedure ("làm lại ở đâu?",
 # "mất bao lâu thì nhận được?", "có phải đến tận nơi không?").
 _FOLLOWUP_GENERIC = set(
     "lai nhan tan noi hay theo mang moi trang gom ket qua xong truc tiep phai nua them gium dum ha ho sao roi "
-    "chuan bi giay to".split()
+    "chuan bi giay to thuc hien".split()
 )
 _PAREN_RE = re.compile(r"\([^)]*\)")
 _CHOICE_RE = re.compile(r"^(?:chon |lay |cai |so |phuong an |thu tuc |muc )*(?:thu |so )?(\d|mot|hai|ba|bon|nam)\b")
@@ -167,19 +173,21 @@ class _QueryFeatures:
     asked: frozenset[str]
     numbers: frozenset[str]
     unknown: float
+    percent: bool = False  # asks for a share (see _PERCENT_ASKED)
 
     @classmethod
     def of(cls, engine: Engine, question: str, expanded: str) -> _QueryFeatures:
         folded = fold(question)
         asked = frozenset(_topic_words(expanded))
         return cls(
-            prefer=VariantPreference.of(question),
+            prefer=VariantPreference.of(question, engine.lexicon),
             plan_cue=bool(_PLAN_CUES.search(folded)),
             provinces=frozenset(p for p, regex in _PROVINCE_RE.items() if regex.search(folded)),
             coverage=engine._coverage_fn(question),
             asked=asked,
             numbers=frozenset(w for w in asked if any(ch.isdigit() for ch in w) and len(w) >= 3),
             unknown=engine._unknown_share(question),
+            percent=bool(_PERCENT_ASKED.search(folded)),
         )
 
 
@@ -197,6 +205,7 @@ class Engine:
         # per plan passage: (province of its document, folded; the document's number, e.g. "2207")
         self._plan_meta = [self._plan_profile(d.doc_id) if d.kind == "plan" else None for d in index.docs]
         self._plan_numbers = frozenset(m[1] for m in self._plan_meta if m and m[1])
+        self._plan_percent = [d.kind == "plan" and "%" in self.kb.passages[d.doc_id].text for d in index.docs]
         self._variants = [VariantProfile.of(self.kb.procedures[d.doc_id]) if d.kind == "procedure" else None
                           for d in index.docs]  # fmt: skip
 
@@ -230,6 +239,11 @@ class Engine:
 
         candidates = self.retrieve(question, mode)
         if not candidates or not self._confident(candidates[0]):
+            if self._continues(question, candidates, state):
+                # "có cần đưa bé đi cùng không?" after "làm căn cước cho bé 3 tuổi": nothing in it names another
+                # procedure the knowledge knows, so it is about the one under discussion
+                proc = self.kb.procedures[state.procedure]  # type: ignore[index]
+                return self._procedure_reply(question, proc, aspects, [], 1.0, state)
             return self._unsure(question, candidates, state)
         top = candidates[0]
         if top.doc.kind == "plan":
@@ -256,7 +270,7 @@ class Engine:
         In hybrid mode the lexical ranking is scored first; when it is decisive (a confident leader well ahead
         of the next candidate) the dense pass is skipped, which saves the transformer pass on about half of the
         questions without changing the answer (docs/evaluation.md, "Skipping the dense pass")."""
-        expanded = self.lexicon.expand(_without_aspect_phrases(question))
+        expanded = self._search_text(question)
         n = len(self.index.docs)
         lex_all = self.index.lexical.scores(expanded) if mode != "dense" else np.zeros(n, dtype=np.float32)
         lex_max = float(lex_all.max()) if lex_all.size else 0.0
@@ -289,6 +303,15 @@ class Engine:
             hybrid = (HYBRID_LEXICAL + HYBRID_DENSE - NO_DIACRITICS_DENSE, NO_DIACRITICS_DENSE)
         weights = {"hybrid": hybrid, "lexical": lexical_weights, "dense": (0.0, HYBRID_LEXICAL + HYBRID_DENSE)}[mode]
         return self._score(pool, cosines, lex_all, lex_max, weights, query)[:k]
+
+    def _search_text(self, question: str) -> str:
+        """The question minus its aspect phrases, plus the lexicon's official wording for what it names. Terms
+        inside an aspect phrase are not expanded ("trên VNeID" asks for the channel), but every term's context
+        is read in the whole question ("thông tin trên VNeID bị sai" is about the population database)."""
+        kept = _without_aspect_phrases(question)
+        if kept == question:
+            return self.lexicon.expand(question)
+        return self.lexicon.expand(question, base=kept, skip=aspect_spans(question))
 
     def _decisive(self, ranked: list[Candidate]) -> bool:
         if len(ranked) < 2:
@@ -323,6 +346,8 @@ class Engine:
                 named = query.numbers & self._plan_numbers
                 if named:
                     score += PLAN_NUMBER_MATCH if number in named else -PLAN_NUMBER_MATCH
+                if query.percent and self._plan_percent[i]:
+                    score += PLAN_PERCENT
             out.append(Candidate(i, doc, score, lex_n, dense_n, cov, cosines.get(i, 0.0), query.unknown))
         out.sort(key=lambda c: c.score, reverse=True)
         return out
@@ -430,6 +455,13 @@ class Engine:
         """Only an aspect ("hết bao nhiêu tiền?", "làm lại ở đâu?") and words that cannot name a procedure."""
         rest = [w for w in _topic_words(blank_aspect_phrases(fold(question))) if w not in _FOLLOWUP_GENERIC]
         return not rest
+
+    def _continues(self, question: str, candidates: list[Candidate], state: ConversationState) -> bool:
+        """A short message in a conversation about a procedure, that names no other procedure confidently and
+        has no word the knowledge never uses, continues the conversation."""
+        if state.procedure not in self.kb.procedures or len(syllables(fold(question))) > FOLLOWUP_MAX_WORDS:
+            return False
+        return not candidates or candidates[0].unknown == 0
 
     def _confident(self, top: Candidate) -> bool:
         # Words the knowledge never uses ("youtube", "shopee", "flan") mean the question is about something else,

@@ -224,3 +224,45 @@ def test_a_decisive_lexical_match_skips_the_dense_pass_without_changing_the_answ
     # near-identical variants (commune / province level) are not settled by the words alone: dense pass
     fast.retrieve("cấp lại thẻ căn cước")
     assert counting.calls == 2
+
+
+def test_a_question_asking_for_a_share_is_answered_from_a_passage_that_states_one(engine: Engine) -> None:
+    reply, _ = engine.answer("Tỷ trọng kinh tế số trong GRDP của Bà Rịa - Vũng Tàu đến năm 2030 là bao nhiêu phần trăm?")
+    assert reply.intent == "ask_plan" and not reply.fallback
+    assert "35-37%" in reply.reply  # "Tỷ trọng kinh tế số đạt 35-37% GRDP", not the plan's preamble
+
+
+def test_health_services_in_a_plan_question_are_not_medical_advice() -> None:
+    from bot.answer.scope import classify_scope
+
+    assert classify_scope("đến 2025 bao nhiêu cơ sở khám chữa bệnh của Bà Rịa - Vũng Tàu có khám chữa bệnh từ xa") is None
+    assert classify_scope("Trẻ bị ho thì chữa bệnh thế nào, uống thuốc gì?").category == "medical"
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "follow_up", "aspect"),
+    [
+        ("Làm thẻ căn cước cho con 6 tuổi", "1.014062", "bé có phải đi cùng không?", "conditions"),
+        ("đăng ký thường trú cần giấy tờ gì", "1.004222", "Các bước thực hiện thế nào?", "steps"),
+    ],
+)
+def test_a_follow_up_that_names_no_other_procedure_stays_on_the_one_discussed(
+    engine: Engine, first: str, code: str, follow_up: str, aspect: str
+) -> None:
+    reply, state = engine.answer(first)
+    assert reply.sources[0].id == code
+    reply, _ = engine.answer(follow_up, state)
+    assert not reply.fallback and reply.sources[0].id == code and aspect in reply.aspects
+
+
+def test_a_follow_up_with_words_the_knowledge_never_uses_is_still_not_answered(engine: Engine) -> None:
+    _, state = engine.answer("đăng ký kết hôn ở đâu")
+    reply, _ = engine.answer("youtube có không", state)
+    assert reply.fallback
+
+
+def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> None:
+    from bot.answer.scope import classify_scope
+
+    assert classify_scope("Mở quán cà phê nhỏ thì đăng ký hộ kinh doanh ở đâu?") is None
+    assert classify_scope("quán cà phê nào ở Vũng Tàu view đẹp?").category == "commercial"

@@ -255,6 +255,60 @@ def test_expand_keeps_text_and_adds_phrases(lex: Lexicon) -> None:
     assert lex.expand("Cấp lại thẻ căn cước") == "Cấp lại thẻ căn cước"
 
 
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        # everyday name → the wording of the real title that handles it
+        ("thế chấp sổ đỏ để vay ngân hàng", "Đăng ký biện pháp bảo đảm bằng quyền sử dụng đất, tài sản gắn liền với đất"),
+        ("xoa the chap so do", "Xóa đăng ký biện pháp bảo đảm bằng quyền sử dụng đất, tài sản gắn liền với đất"),
+        ("bằng lái bị trừ hết 12 điểm", "Đăng ký kiểm tra kiến thức pháp luật về trật tự, an toàn giao thông đường bộ"),
+        ("xin biển tạm cho ô tô mới", "Đăng ký xe tạm thời thực hiện bằng dịch vụ công trực tuyến một phần"),
+        ("tien bi rach thi doi o dau", "Thủ tục đổi tiền không đủ tiêu chuẩn lưu thông"),
+        ("đổi chủ hộ sang mẹ tôi", "Điều chỉnh thông tin về cư trú trong Cơ sở dữ liệu về cư trú"),
+        ("giải thể công ty tnhh", "Giải thể doanh nghiệp"),
+        ("bay flycam có phải xin phép không", "Thủ tục cấp phép bay đối với tàu bay không người lái"),
+        ("mua bhyt hộ gia đình", "Đăng ký đóng, cấp thẻ BHYT đối với người chỉ tham gia BHYT"),
+        ("sổ đỏ ghi sai tên", "Đính chính Giấy chứng nhận đã cấp lần đầu có sai sót"),
+        ("ban nha phai nop thue tncn", "Khai thuế TNCN đối với cá nhân có thu nhập từ chuyển nhượng bất động sản"),
+        ("công chứng bản sao bằng đại học", "Chứng thực bản sao từ bản chính giấy tờ, văn bản do cơ quan, tổ chức"),
+        ("tham gia bảo hiểm xã hội tự nguyện", "Đăng ký, đăng ký lại, điều chỉnh đóng BHXH tự nguyện; cấp sổ BHXH"),
+        ("nho nguoi nhan luong huu ho", "Ủy quyền lĩnh thay các chế độ bảo hiểm xã hội, trợ cấp thất nghiệp"),
+        ("tự quyết toán thuế tncn", "Khai quyết toán thuế/ Hoàn thuế đối với cá nhân cư trú có thu nhập từ tiền lương, tiền công"),
+    ],
+)
+def test_everyday_wording_meets_the_official_title(query: str, title: str, lex: Lexicon) -> None:
+    title_words = set(lexical_tokens(title)) - set(lexical_tokens(query))
+    added = set(lexical_tokens(lex.expand(query))) - set(lexical_tokens(query))
+    assert len(added & title_words) >= 2, (lex.expand(query), title)
+
+
+def test_context_entries_stay_in_their_context(lex: Lexicon) -> None:
+    # "bị sai" is about the population database only next to VNeID / định danh; the vehicle tax entry needs a vehicle
+    assert "Cơ sở dữ liệu quốc gia về dân cư" in lex.expand("thông tin trên VNeID bị sai năm sinh")
+    assert "Cơ sở dữ liệu quốc gia về dân cư" not in lex.expand("sổ bhxh ghi sai ngày sinh")
+    assert "tài sản khác" in lex.expand("mua xe máy nộp lệ phí trước bạ")
+    assert "tài sản khác" not in lex.expand("sang tên nhà đất nộp lệ phí trước bạ")
+    # bare "mat" is "mất" (lost) only right next to a paper, not "mặt trước" nor "mất tiền"
+    assert "cấp lại" in lex.expand("mat so do thi sao")
+    assert "cấp lại" not in lex.expand("mat truoc the can cuoc")
+    assert "cấp lại" not in lex.expand("dang ky ket hon co mat tien khong")
+    # inherited land is registered as a change of the land-use right
+    assert "đăng ký biến động" in lex.expand("nhận thừa kế đất của bố mẹ")
+    # a will is not an inheritance division
+    assert "phân chia di sản" not in lex.expand("chứng thực di chúc")
+
+
+def test_expand_reads_contexts_in_the_whole_text_but_skips_the_given_spans(lex: Lexicon) -> None:
+    question = "thong tin tren vneid bi sai nam sinh"
+    start = question.index("vneid")
+    blanked = question[:start] + " " * 5 + question[start + 5 :]
+    out = lex.expand(question, base=blanked, skip=[(start, start + 5)])
+    assert out.startswith(blanked + " ")
+    assert "Cơ sở dữ liệu quốc gia về dân cư" in out  # "bị sai" next to VNeID
+    assert "tài khoản định danh điện tử" not in out  # "vneid" itself was skipped
+    assert lex.expand(blanked) == blanked  # the blanked text alone has lost the context
+
+
 def test_bang_lai_expands_to_driving_licence(lex: Lexicon) -> None:
     for q in ["bằng lái", "bang lai xe", "đổi bằng lái xe máy", "GPLX hết hạn"]:
         assert "giấy phép lái xe" in lex.expand(q), q

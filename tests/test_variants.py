@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer.variants import VariantPreference, VariantProfile, asked_operations, facts, title_operations
+from bot.answer.variants import (
+    VariantPreference,
+    VariantProfile,
+    asked_operations,
+    facts,
+    listed_operations,
+    title_operations,
+)
 from bot.knowledge.models import Procedure
+from bot.text.lexicon import load_lexicon
 
 
 def proc(title: str, levels: list[str] | None = None) -> Procedure:
@@ -55,6 +63,9 @@ def test_asking_how_long_is_not_asking_about_a_lost_paper() -> None:
     assert "reissue" in asked_operations("mất sổ đỏ thì xin cấp lại ở đâu")
     assert "reissue" not in asked_operations("thi bang lai xe may A1 phi sat hach bao nhieu")
     assert "reissue" not in asked_operations("lam so do cho manh dat ong ba de lai")
+    # giving papers back ("nộp lại", "trả lại") is a revocation, not a re-issue
+    assert asked_operations("xe hỏng bỏ không dùng nữa có phải nộp lại giấy đăng ký không") >= {"revoke"}
+    assert "reissue" not in asked_operations("bán xe rồi thì trả lại biển số ở đâu")
 
 
 def test_an_unasked_operation_ranks_below_the_ordinary_procedure() -> None:
@@ -94,3 +105,41 @@ def test_an_organisation_variant_needs_the_question_to_say_so() -> None:
 )
 def test_folded_words_that_look_like_country_names_are_not_a_foreign_element(question: str) -> None:
     assert "foreign" not in facts(question)
+
+
+def test_a_title_listing_several_operations_serves_each_of_them() -> None:
+    title = "Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT"
+    assert title_operations(title) == {"reissue"}
+    assert listed_operations(title) == {"exchange", "change"}
+    prefer = VariantPreference.of("so bhxh ghi sai ngay sinh, muon dieu chinh thi lam sao")
+    listing = VariantProfile.of(proc(title))
+    reissue_only = VariantProfile.of(proc("Cấp lại Giấy chứng nhận do bị mất"))
+    assert prefer.adjustment(listing) > prefer.adjustment(reissue_only)
+    assert listed_operations("Đăng ký thành lập hộ kinh doanh") == frozenset()
+
+
+def test_words_of_a_term_the_lexicon_reads_as_a_procedure_do_not_ask_an_operation() -> None:
+    lexicon = load_lexicon()
+    # "chuyển đất vườn" is "chuyển mục đích sử dụng đất", "chuyển hộ khẩu" is "đăng ký thường trú": nothing to change
+    assert "change" in asked_operations("chuyen dat vuon len dat tho cu thi xin phep o dau")
+    assert "change" not in asked_operations("chuyen dat vuon len dat tho cu thi xin phep o dau", lexicon)
+    assert "change" not in asked_operations("Chuyển hộ khẩu làm online được không", lexicon)
+    # a term whose official wording is an operation still asks for it
+    assert "reissue" in asked_operations("lam lai cccd o dau", lexicon)
+    assert {"renew", "exchange"} <= asked_operations("thẻ căn cước sắp hết hạn", lexicon)
+    assert "delete" in asked_operations("xóa hộ khẩu cho bố đã mất", lexicon)
+
+
+def test_the_polices_own_health_insurance_records_need_the_question_to_name_the_forces() -> None:
+    # real records: 1.001294 "Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)" (field "Chính sách", decision
+    # QĐ/0001-BCA: officers and their families) and 1.002759 of the social-insurance agency
+    police = Procedure(code="1.001294", title="Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)", url=None,
+                       source="national", decision="QĐ/0001-BCA", domain="Chính sách", levels=["tinh"])
+    agency = Procedure(code="1.002759", title="Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT", url=None,
+                       source="national", decision="1474/QĐ-BTC", domain="Cấp sổ BHXH, thẻ BHYT",
+                       levels=["bo", "tinh", "xa"])
+    citizen = VariantPreference.of("Mất thẻ bhyt thì làm lại ở đâu?")
+    officer = VariantPreference.of("Chồng tôi là chiến sĩ công an, mất thẻ bhyt thì làm lại ở đâu?")
+    assert VariantProfile.of(police).forces and not VariantProfile.of(agency).forces
+    assert citizen.adjustment(police) - officer.adjustment(police) < -0.1
+    assert citizen.adjustment(agency) > citizen.adjustment(police)

@@ -34,7 +34,7 @@ _TOPICS: dict[Category, str] = {
     r"|man city|man utd|manchester|arsenal|chelsea|liverpool|real madrid|barcelona|barca"
     r"|(da|dau|gap) voi (thai lan|indonesia|malaysia|singapore|philippines|trung quoc|han quoc|nhat ban|uae))\b",
     "medical": r"\b(uong thuoc|thuoc (gi|nao|j)|trieu chung|bi (sot|ho|cam|dau bung|dau dau|tieu chay|di ung)"
-    r"|chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen)\b",
+    r"|(?<!kham )(?<!kham benh, )chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen)\b",
     "financial": r"\b(co phieu|chung khoan|bitcoin|tien ao|crypto|dau tu (vao )?(gi|j|dau|nao)|nen mua (vang|dat|nha)"
     r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan))\b",
     "joke": r"\b(ke (mot |1 )?(chuyen|cau chuyen)|chuyen cuoi|truyen cuoi|noi dua|dua (di|chut)|lam tho|hat (mot|1|di)"
@@ -43,7 +43,7 @@ _TOPICS: dict[Category, str] = {
     # even when it says "đăng ký" or "làm lại".
     "commercial": r"\b(sim( dien thoai)?|goi cuoc|nha mang|viettel|vinaphone|mobifone|the atm|ngan hang nao"
     r"|bao hiem nhan tho|shopee|lazada|tiki|grab|youtube|facebook|tiktok|instagram|momo|mat khau|check-?in"
-    r"|ve (tau|may bay|xe khach)|dat ve|quan (ca phe|an|nhau)|khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
+    r"|ve (tau|may bay|xe khach)|dat ve|(?<!mo )quan (ca phe|an|nhau)|(?<!mo )khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
     r"|ielts|toeic|kenh youtube|tai khoan (game|mang xa hoi))\b",
     "writing": r"\b(viet (giup|ho|cho|mot|1)\b.{0,20}\b(bai|doan|thu|email|van|tho|cau)|bai van|ta con|lam tho|lam bai tap"
     r"|dich (giup|ho|cau|doan|sang)|sang tieng (anh|viet|nhat|trung|han|phap)|lap trinh|python|javascript"

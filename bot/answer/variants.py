@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.answer.aspects import blank_aspect_phrases
 from bot.knowledge.models import Procedure
+from bot.text.lexicon import Lexicon
 from bot.text.vietnamese import fold
 
 # Countries and nationalities citizens name instead of saying "nước ngoài" ("chồng tôi người Hàn Quốc", "ly hôn ở
@@ -69,7 +70,7 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("restore", r"\bkhoi phuc\b", r"\b(khoi phuc|tim thay|tim lai|dung tiep|dung lai)\b"),
     ("renew", r"\bgia han\b", r"\b(gia han|het han|sap het han)\b"),
     ("exchange", r"\bcap doi\b|^(thu tuc )?doi\b", r"\b(doi|het han|hong|sai|cu|nhau|rach|thay doi)\b"),
-    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
+    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )(?<!nop )(?<!tra )(?<!gui )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
     ("report_loss", r"\btrinh bao mat\b", r"\b(trinh bao|bao mat|khai bao mat|mat|that lac|bi trom)\b"),
     ("correct", r"\b(dinh chinh|cai chinh)\b", r"\b(sai|sua|dinh chinh|cai chinh|nham)\b"),
     ("absence", r"\btam vang\b", r"\b(tam vang|vang mat|di xa|di lam xa|di lam an)\b"),
@@ -84,6 +85,15 @@ _DEFAULT_OPERATIONS = frozenset({"first"})
 # Facts a title can name beside ordinary citizens (see _INCLUSIVE_RE).
 _INCLUSIVE_FACTS = frozenset({"foreign", "organisation"})
 _FACT_RE = {k: re.compile(v) for k, v in _FACTS.items()}
+# The police's own personnel-policy records ("Chính sách" field, decided by the Ministry of Public Security: "Cấp
+# lại thẻ bảo hiểm y tế" for officers and their families, "Xét hưởng trợ cấp đối với thương binh … tại Công an cấp
+# tỉnh") serve the forces, not the citizen asking about the same thing; they need the question to say so.
+_FORCES_RE = re.compile(r"\b(cong an|cand|si quan|ha si quan|chien si|quan nhan|bo doi|quan doi|luc luong vu trang)\b")
+
+
+def serves_forces(proc: Procedure) -> bool:
+    return fold(proc.domain or "").strip() == "chinh sach" and "BCA" in (proc.decision or "").upper()
+
 _LEVEL_RE = {k: re.compile(v) for k, v in _LEVELS.items()}
 _OP_TITLE_RE = {name: re.compile(title) for name, title, _ in _OPERATIONS}
 _OP_QUESTION_RE = {name: re.compile(question) for name, _, question in _OPERATIONS}
@@ -104,9 +114,26 @@ def title_operations(title: str) -> frozenset[str]:
     return frozenset(name for name, regex in _OP_TITLE_RE.items() if regex.search(folded))
 
 
-def asked_operations(question: str) -> frozenset[str]:
+def listed_operations(title: str) -> frozenset[str]:
+    """Operations a title lists after its first one ("Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ
+    BHYT": exchange and change besides reissue): each comma- or semicolon-separated part read as a title."""
+    folded = _PAREN_RE.sub(" ", fold(title))
+    parts = [p.strip() for p in re.split(r"[,;/]", folded)[1:]]
+    return frozenset(op for part in parts if part for op in title_operations(part)) - title_operations(title)
+
+
+def asked_operations(question: str, lexicon: Lexicon | None = None) -> frozenset[str]:
     # "mất bao lâu" asks for the time, not for a lost paper: aspect phrases are not operations
     folded = blank_aspect_phrases(fold(question))
+    if lexicon is not None and len(folded) == len(question):
+        # A term the lexicon reads as a procedure whose official name has no operation ("chuyển đất vườn" →
+        # "chuyển mục đích sử dụng đất", "chuyển hộ khẩu" → "đăng ký thường trú") names the procedure: its
+        # words ("chuyển") do not ask to change something.
+        chars = list(folded)
+        for start, end, canonical in lexicon.spans(question):
+            if not any(title_operations(c) for c in canonical):
+                chars[start:end] = " " * (end - start)
+        folded = "".join(chars)
     return frozenset(name for name, regex in _OP_QUESTION_RE.items() if regex.search(folded))
 
 
@@ -142,18 +169,21 @@ class VariantProfile:
     levels: frozenset[str]
     operations: frozenset[str]
     inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
+    listed: frozenset[str] = frozenset()  # further operations the title lists (see listed_operations)
+    forces: bool = False  # a police personnel-policy record (see serves_forces)
 
     @classmethod
     def of(cls, proc: Procedure) -> VariantProfile:
         inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", fold(proc.title))))
         return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
-                   inclusive)  # fmt: skip
+                   inclusive, listed_operations(proc.title), serves_forces(proc))  # fmt: skip
 
 
 # How much a matching / missing variant qualifier moves a candidate's fused score.
 FACT_MATCH, FACT_UNASKED = 0.2, -0.1
 # The assistant serves citizens: an organisation's variant needs the question to say so.
 ORGANISATION_UNASKED = -0.2
+FORCES_UNASKED = ORGANISATION_UNASKED  # like an organisation's variant: not what a citizen means by default
 LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
 OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
 
@@ -165,10 +195,12 @@ class VariantPreference:
     asked_facts: frozenset[str]
     asked_levels: frozenset[str]
     asked_operations: frozenset[str] = frozenset()
+    asked_forces: bool = False
 
     @classmethod
-    def of(cls, question: str) -> VariantPreference:
-        return cls(frozenset(facts(question)), frozenset(question_levels(question)), asked_operations(question))
+    def of(cls, question: str, lexicon: Lexicon | None = None) -> VariantPreference:
+        return cls(frozenset(facts(question)), frozenset(question_levels(question)),
+                   asked_operations(question, lexicon), bool(_FORCES_RE.search(fold(question))))
 
     def adjustment(self, proc: Procedure | VariantProfile) -> float:
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
@@ -179,12 +211,15 @@ class VariantPreference:
             unasked -= _INCLUSIVE_FACTS
         score += FACT_UNASKED * len(unasked - {"organisation"})
         score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
+        if profile.forces and not self.asked_forces:
+            score += FORCES_UNASKED
         if self.asked_levels:
             score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
         else:
             # Unspecified level: the commune is where citizens go first, then the province, then a ministry.
             score += 0.03 if "xa" in profile.levels else 0.015 if "tinh" in profile.levels else 0.0
-        if profile.operations & self.asked_operations:
+        # a title listing several operations serves each of them ("Cấp lại, đổi, điều chỉnh …")
+        if (profile.operations | profile.listed) & self.asked_operations:
             score += OPERATION_MATCH
         elif profile.operations - _DEFAULT_OPERATIONS:
             score += OPERATION_UNASKED

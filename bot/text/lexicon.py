@@ -306,6 +306,11 @@ class Lexicon:
             for first, last, entry in found
         ]
 
+    def spans(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """Every match as (start, end, canonical phrases), character positions in ``normalize(text)``."""
+        found, _toks, _normalized = self._scan(text)
+        return [(first.start, last.end, entry.canonical) for first, last, entry in found]
+
     def matches(self, text: str) -> list[tuple[str, str]]:
         """``(term as matched, canonical phrase)`` pairs in text order, one pair per canonical phrase.
 
@@ -323,20 +328,32 @@ class Lexicon:
                     out.append(pair)
         return out
 
-    def expand(self, text: str) -> str:
+    def expand(self, text: str, *, base: str | None = None, skip: Sequence[tuple[int, int]] = ()) -> str:
         """Return ``text`` followed by the canonical phrases of every term found in it.
 
         The original text is kept unchanged at the front; phrases are appended once each, separated
         by "; " (so a lexical bigram never spans two phrases), and a phrase already present in the
         text with the same diacritics is not repeated. Text without any match is returned as is.
 
+        ``base`` (the question minus its aspect phrases, which the engine searches) replaces ``text`` at the
+        front and is expanded as usual; terms of the whole ``text`` outside the character spans ``skip`` are
+        expanded too, so a context the base lost still counts ("thông tin trên VNeID bị sai": "bị sai" about
+        the population database, while "trên VNeID" itself only asks for the channel). The whole text
+        counts only when it is already normalized (positions then agree).
+
         >>> load_lexicon().expand("lam lai cccd o dau")
         'lam lai cccd o dau cấp lại; thẻ căn cước; cơ quan thực hiện'
         """
         text = _coerce(text)
-        found, toks, _normalized = self._scan(text)
+        front = text if base is None else _coerce(base)
+        found, toks, normalized = self._scan(text)
+        if base is not None:
+            # what the base alone yields, plus the whole text's terms that lie outside the skipped spans
+            kept = [f for f in found if not any(f[0].start < end and start < f[1].end for start, end in skip)]
+            base_found, toks, _ = self._scan(front)
+            found = base_found + (kept if normalized == text else [])
         if not found:
-            return text
+            return front
         present = " " + " ".join(t.lower for t in toks) + " "
         phrases: list[str] = []
         checked: set[str] = set()
@@ -349,8 +366,8 @@ class Lexicon:
                 if key not in present:
                     phrases.append(canon)
         if not phrases:
-            return text
-        return f"{text} {'; '.join(phrases)}"
+            return front
+        return f"{front} {'; '.join(phrases)}"
 
 
 def _read_entries(path: Path) -> list[LexiconEntry]:
