@@ -53,6 +53,7 @@ class Callbot(CallHandler):
         self.finished: list[Call] = []  # recent ended calls (tests and the benchmark read them)
         self.latencies: list[dict] = []
         self._tasks: set[asyncio.Task] = set()
+        self._warmed = False
 
     @property
     def public_host(self) -> str:
@@ -64,8 +65,6 @@ class Callbot(CallHandler):
         self.endpoint = await start_endpoint(self, self.settings.callbot_host, self.settings.callbot_port,
                                              self.public_host, codecs, self.settings.callbot_allowed_peers,
                                              self.settings.callbot_max_calls)
-        if self.pool is not None:
-            self.pool.warm_up()
         log.info("callbot: SIP on udp://%s:%d (RTP %s), speech %s, transfer to %s", self.settings.callbot_host,
                  self.endpoint.port, self.settings.callbot_rtp_ports, "on" if self.pool else "off",
                  self.settings.callbot_transfer_uri or "(none: tickets only)")
@@ -108,6 +107,7 @@ class Callbot(CallHandler):
                                symmetric=self.settings.callbot_symmetric_rtp))
         call = Call(self, dialog, rtp)
         holder["call"] = call
+        rtp.on_tick = call.on_tick
         self.calls[dialog.call_id] = call
         return self.public_host, port
 
@@ -117,6 +117,11 @@ class Callbot(CallHandler):
             return
         log.info("callbot: call %s answered (%s)", dialog.call_id, "PCMU" if dialog.codec == PCMU else "PCMA")
         call.rtp.start()
+        if self.pool is not None and not self._warmed:
+            # load the recognition model while the first caller hears the greeting (not at start: `serve` and the
+            # tests that never take a call should not pay for it)
+            self._warmed = True
+            self.pool.warm_up()
         call.task = asyncio.ensure_future(call.run())
 
     def call_ended(self, dialog: Dialog, reason: str) -> None:

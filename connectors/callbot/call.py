@@ -115,6 +115,16 @@ class Call:
         elif event == "end" and self.vad.utterance is not None:
             self.events.put_nowait(("speech", self.vad.utterance, self.vad.last_voice_at, now))
 
+    def on_tick(self) -> None:
+        """No packets for as long as the hangover while the caller was speaking: their turn is over (DTX)."""
+        if self.vad.speaking and self.rtp.idle_since < time.monotonic() - self.vad.hangover * 0.02:
+            now = time.perf_counter()
+            silent = np.zeros(160, dtype=np.int16)
+            for _ in range(self.vad.hangover):
+                if self.vad.feed(silent, self.vad.last_voice_at) == "end" and self.vad.utterance is not None:
+                    self.events.put_nowait(("speech", self.vad.utterance, self.vad.last_voice_at, now))
+                    break
+
     def on_key(self, key: str) -> None:
         self.rtp.stop()  # barge-in
         self.events.put_nowait(("key", key, time.perf_counter()))
@@ -333,7 +343,7 @@ class Call:
                     break
                 await asyncio.sleep(0.01)
             record = {"call": self.dialog.call_id, **times.report()}
-            self.turns.append(record)
+            self.turns.append(record | {"text": times.text})  # what was heard stays in memory, not in the log
             self.bot.record_latency(record)
 
         self.bot.spawn(wait_and_log())

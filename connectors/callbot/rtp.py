@@ -90,6 +90,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._last_event: tuple[int, int, int] | None = None  # (ssrc, rtp timestamp, event) of the last key press
         self._last_event_at = 0.0
         self.first_frame_sent: Callable[[float], None] | None = None  # called once per reply with the send time
+        self.on_tick: Callable[[], None] | None = None  # every 20 ms (end-of-turn checks when the caller's side
+        # stops sending during silence, as phones with discontinuous transmission do)
         self.packets_in = 0
         self.packets_out = 0
         self.idle_since = time.monotonic()
@@ -161,6 +163,8 @@ class RtpSession(asyncio.DatagramProtocol):
         try:
             while True:
                 self._send_one()
+                if self.on_tick is not None:
+                    self.on_tick()
                 next_at += 0.02
                 delay = next_at - loop.time()
                 if delay < -0.2:  # the loop was stalled: do not burst to catch up

@@ -149,16 +149,32 @@ class WhisperRecognizer:
         features = self.model.feature_extractor(padded)[:, :frames]
         with self._lock:
             encoded = self.model.encode(features)
-            result = self.model.model.generate(encoded, [self.prompt], beam_size=1, max_length=96,
+            # about 10 tokens a second of speech is plenty for Vietnamese; a tight limit also stops Whisper's
+            # habit of repeating the sentence to fill the (shortened) window
+            result = self.model.model.generate(encoded, [self.prompt], beam_size=1,
+                                               max_length=min(224, int(10 * seconds) + 12),
                                                return_scores=True, suppress_blank=True,
                                                suppress_tokens=self.tokenizer.non_speech_tokens)[0]
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        text = self.tokenizer.decode(tokens).strip()
+        text = _collapse_repeats(self.tokenizer.decode(tokens).strip())
         score = result.scores[0] if result.scores else -10.0
         confidence = math.exp(score) if text else 0.0
         if _looping(text):
             confidence = min(confidence, 0.1)
         return Transcript(text, round(confidence, 3))
+
+
+def _collapse_repeats(text: str) -> str:
+    """"A? A? A" (the same sentence again, the last one maybe cut off) -> "A?"."""
+    import re
+
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text) if p.strip()]
+    if len(parts) < 2:
+        return text
+    first = parts[0].rstrip(".?!").lower()
+    if all(p.rstrip(".?!").lower() == first or first.startswith(p.rstrip(".?!").lower()) for p in parts[1:]):
+        return parts[0]
+    return text
 
 
 def _looping(text: str) -> bool:
