@@ -168,6 +168,15 @@ async def start_callbot(assistant: Assistant, settings: Settings) -> Callbot | N
     """Start the phone channel if it is on; a port already in use is logged, not fatal (the HTTP side still serves)."""
     if not settings.callbot:
         return None
+    import shlex
+    import shutil
+
+    missing = [tool for tool in (shlex.split(settings.callbot_tts_command)[0], "sox") if shutil.which(tool) is None]
+    if missing:
+        log.warning("callbot: %s not found, so the phone line cannot speak and stays off (Debian: apt-get install "
+                    "espeak-ng sox, or bash scripts/system-deps.sh; VNA_CALLBOT=false silences this)",
+                    " and ".join(missing))
+        return None
     bot = Callbot(assistant, settings)
     try:
         await bot.start()
