@@ -194,6 +194,26 @@ def test_options_ping_and_an_offer_without_g711_get_clear_answers(callbot: Callb
         assert s.recv(4096).startswith(b"SIP/2.0 400")
 
 
+def test_serve_starts_the_sip_endpoint_and_the_switch_turns_it_off(settings, assistant) -> None:  # noqa: ANN001
+    """The app's lifespan (what `python -m bot serve` runs) binds the SIP port; VNA_CALLBOT=false leaves it off."""
+    _require_tools()
+    from fastapi.testclient import TestClient
+
+    from bot.api import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"callbot_port": 0}), assistant)) as client:
+        bot = client.app.state.callbot
+        assert bot is not None and bot.port > 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(3)
+            s.sendto(b"OPTIONS sip:callbot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-s\r\n"
+                     b"From: <sip:t@127.0.0.1>;tag=s\r\nTo: <sip:callbot@127.0.0.1>\r\nCall-ID: serve@test\r\n"
+                     b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", bot.port))
+            assert s.recvfrom(4096)[0].startswith(b"SIP/2.0 200")
+    with TestClient(create_app(settings.model_copy(update={"callbot": False}), assistant)) as client:
+        assert client.app.state.callbot is None
+
+
 def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None:  # noqa: ANN001
     """Greeting, then keys only: 1 (hộ tịch) → 1 (khai sinh) → 2 (lệ phí) by RFC 4733, 9 by SIP INFO (end),
     4 by RFC 4733 (rating). The bot plays the menu, an answer about the fee, stores the rating and hangs up."""
