@@ -77,6 +77,28 @@ def test_sip_parser_refuses_malformed_messages_and_reads_offers() -> None:
     assert (offer.address, offer.port, offer.payload_types, offer.dtmf_type) == ("10.0.0.5", 4000, [18, 8, 101], 101)
 
 
+def test_a_full_recognition_pool_says_no_at_once() -> None:
+    """Load degrades gracefully: with one worker and one waiting slot busy, a third utterance is refused at once
+    (the call then continues on the keypad) instead of queueing without bound."""
+    from connectors.callbot.speech import RecognitionPool, Transcript
+
+    class Slow:
+        def transcribe(self, pcm: np.ndarray) -> Transcript:
+            time.sleep(0.5)
+            return Transcript("xin chào", 0.9)
+
+    pool = RecognitionPool(Slow, workers=1, queue=1)
+
+    async def three() -> list:
+        return await asyncio.gather(*(pool.submit(np.zeros(800, dtype=np.int16)) for _ in range(3)))
+
+    started = time.monotonic()
+    results = asyncio.run(three())
+    pool.close()
+    assert [r is None for r in results].count(True) == 1 and pool.refused == 1
+    assert time.monotonic() - started < 2.0
+
+
 # ------------------------------------------------------------------------------------------ the bot, on loopback
 
 
@@ -146,7 +168,8 @@ def callbot(settings, assistant, tmp_path_factory) -> Iterator[Callbot]:  # noqa
 
 def sipp(bot: Callbot, scenario: str, recorder: Recorder, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess:
     """Run one SIPp call against the bot; returns the finished process (returncode 0 = the scenario passed)."""
-    command = ["sipp", f"127.0.0.1:{bot.port}", "-sf", str(SIPP_DIR / scenario), "-m", "1", "-l", "1",
+    counts = [] if "-m" in extra else ["-m", "1", "-l", "1"]
+    command = ["sipp", f"127.0.0.1:{bot.port}", "-sf", str(SIPP_DIR / scenario), *counts,
                "-i", "127.0.0.1", "-p", "0", "-mp", str(_free_even_port()), "-s", "callbot",
                "-key", "rec_port", str(recorder.port), "-timeout", f"{int(timeout)}s", "-timeout_error",
                "-nostdin", "-trace_err", "-error_file", "/dev/stderr", *extra]
@@ -215,8 +238,9 @@ def test_serve_starts_the_sip_endpoint_and_the_switch_turns_it_off(settings, ass
 
 
 def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None:  # noqa: ANN001
-    """Greeting, then keys only: 1 (hộ tịch) → 1 (khai sinh) → 2 (lệ phí) by RFC 4733, 9 by SIP INFO (end),
-    4 by RFC 4733 (rating). The bot plays the menu, an answer about the fee, stores the rating and hangs up."""
+    """Greeting, then keys only: 1 (hộ tịch) → 1 (khai sinh) → 2 (lệ phí) by RFC 4733, * (repeat), # (back),
+    9 (end) by SIP INFO, 4 by RFC 4733 (rating). The bot plays the menus, an answer about the fee, repeats it,
+    goes back to the group, stores the rating and hangs up; each key cut the prompt playing (barge-in)."""
     recorder = Recorder()
     before = len(callbot.finished)
     started = time.monotonic()
@@ -228,7 +252,16 @@ def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None
     call = _finished_call(callbot, before)
     assert call.dialog.codec == PCMU
     # the greeting + menu, the group and procedure menus and the answer were heard (barge-in cut each one short)
-    assert recorder.voiced_seconds(started) > 8
+    voiced = recorder.voiced_seconds(started)
+    assert voiced > 8
+    # barge-in: the greeting alone is longer than everything the caller heard in this call
+    greeting = callbot.tts.cache[call.transcript[0]["text"]]
+    assert voiced < len(greeting) / 8000, (voiced, len(greeting) / 8000)
+    said = [t["text"] for t in call.transcript if t["role"] == "bot"]
+    group_menu = callbot.menu.procedures_prompt(0)
+    assert said[1] == group_menu and said[2].startswith("Thủ tục đăng ký khai sinh:")  # the menus, in order
+    assert "phí" in said[3] and said[4] == said[3]  # the answer, then * repeated it
+    assert said[5] == group_menu  # # went back from the procedure to its group
     assert call.rated == 4
     session = call.session_id
     assert {"session_id": session, "channel": "phone", "score": 4} in assistant.store.rating_list(session)
@@ -236,6 +269,26 @@ def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None
     assert history and "lệ phí" in history[-1]["reply"].lower() or "phí" in history[-1]["reply"].lower()
     keypad_turns = [t for t in call.turns if t["mode"] == "keypad"]
     assert keypad_turns and keypad_turns[0]["first_audio_ms"] is not None
+
+
+def test_ten_simultaneous_keypad_calls_all_complete(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+    """Ten SIPp callers at once on the keypad path (2 cores): every call gets its menus and answer and is rated."""
+    recorder = Recorder()
+    before = len(callbot.finished)
+    try:
+        result = sipp(callbot, "keypad.xml", recorder, "-key", "codec", "8", "-m", "10", "-l", "10", "-r", "10",
+                      "-rp", "1000")
+    finally:
+        recorder.close()
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    deadline = time.monotonic() + 5
+    while len(callbot.finished) < before + 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    calls = callbot.finished[before:]
+    assert len(calls) == 10 and all(c.rated == 4 and c.dialog.codec == PCMA for c in calls)
+    for call in calls:
+        assert {"session_id": call.session_id, "channel": "phone", "score": 4} in \
+            assistant.store.rating_list(call.session_id)
 
 
 def test_key_zero_transfers_with_refer_and_opens_a_ticket(callbot: Callbot, assistant) -> None:  # noqa: ANN001

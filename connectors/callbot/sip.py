@@ -447,7 +447,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         body = req.body.decode("utf-8", "replace")
         key = None
         if kind == "application/dtmf-relay":
-            match = re.search(r"Signal\s*=\s*([0-9*#A-Da-d]|1[01])", body)
+            match = re.search(r"Signal\s*=\s*(1[01]|[0-9*#A-Da-d])", body)
             key = match.group(1) if match else None
             key = {"10": "*", "11": "#"}.get(key or "", key)
         elif kind == "application/dtmf":
