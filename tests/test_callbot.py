@@ -29,7 +29,7 @@ from connectors.callbot.sip import SipError, parse, parse_sdp
 from connectors.callbot.speakable import say_number, speakable
 
 SIPP_DIR = Path(__file__).parent / "sipp"
-PACKAGES = {"sipp": "sip-tester", "espeak-ng": "espeak-ng", "sox": "sox"}
+PACKAGES = {"sipp": "sip-tester", "espeak-ng": "espeak-ng", "sox": "sox", "baresip": "baresip"}
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
 
 
@@ -363,3 +363,86 @@ def test_spoken_question_is_answered_and_unclear_speech_falls_back_to_the_keypad
     assert call.speech is False  # switched to the keypad by itself
     assert call.rated == 5
     assert {"session_id": call.session_id, "channel": "phone", "score": 5} in assistant.store.rating_list(call.session_id)
+
+
+BARESIP_CONFIG = """poll_method epoll
+sip_listen 127.0.0.1:{sip_port}
+audio_player aubridge,nil
+audio_source aufile,{source}
+audio_alert aubridge,nil
+audio_srate 8000
+audio_channels 1
+snd_path {rec}
+module_path /usr/lib/baresip/modules
+module stdio.so
+module cons.so
+module g711.so
+module aufile.so
+module aubridge.so
+module sndfile.so
+module_app account.so
+module_app menu.so
+cons_listen 127.0.0.1:{cons_port}
+"""
+
+
+def test_a_softphone_call_with_baresip(callbot: Callbot, assistant, tmp_path: Path) -> None:  # noqa: ANN001
+    """A different real SIP client: Debian's baresip (headless: its microphone is a WAV file, its speaker a
+    recording). It asks a spoken question, then keys 9 and 3 (RFC 4733, typed on its UDP console). The greeting
+    it recorded is transcribed back; the rating is stored and the bot hangs up."""
+    import wave
+
+    from bot.text.vietnamese import fold
+
+    source = tmp_path / "mic.wav"
+    wav = subprocess.run(["espeak-ng", "-v", "vi", "-s", "150", "--stdout", "Đăng ký kết hôn cần giấy tờ gì?"],
+                         capture_output=True, check=True).stdout
+    # 3 s of quiet (the greeting plays), the question, then quiet until the test hangs up
+    subprocess.run(["sox", "-t", "wav", "-", "-r", "8000", "-c", "1", "-b", "16", str(source), "gain", "-3",
+                    "pad", "3", "40"], input=wav, check=True)
+    (tmp_path / "rec").mkdir()
+    cons_port = _free_even_port() + 1
+    (tmp_path / "config").write_text(BARESIP_CONFIG.format(sip_port=_free_even_port(), source=source,
+                                                           rec=tmp_path / "rec", cons_port=cons_port))
+    (tmp_path / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU,PCMA\n")
+    before = len(callbot.finished)
+    peer = subprocess.Popen(["baresip", "-f", str(tmp_path), "-t", "60", "-e",
+                             f"/dial sip:callbot@127.0.0.1:{callbot.port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not callbot.calls and len(callbot.finished) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        call = next(iter(callbot.calls.values()))
+        while not call.turns and time.monotonic() < deadline:  # the spoken question was answered
+            time.sleep(0.2)
+        time.sleep(3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as console:
+            for key in ("9", "3"):
+                console.sendto(key.encode(), ("127.0.0.1", cons_port))
+                time.sleep(2.5)
+        while len(callbot.finished) == before and time.monotonic() < deadline + 15:
+            time.sleep(0.2)
+    finally:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as console:
+            console.sendto(b"/quit", ("127.0.0.1", cons_port))
+        try:
+            output = peer.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            peer.kill()
+            output = peer.communicate()[0]
+    assert len(callbot.finished) > before, output[-3000:]
+    call = callbot.finished[-1]
+    assert call.turns and call.turns[0]["mode"] == "speech", call.turns
+    assert call.rated == 3
+    assert {"session_id": call.session_id, "channel": "phone", "score": 3} in assistant.store.rating_list(call.session_id)
+    assert "terminated" in output
+    # what baresip heard: the greeting, recognised by the bot's own recogniser
+    recording = next((tmp_path / "rec").glob("*-dec.wav"))
+    with wave.open(str(recording)) as w:
+        heard = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        rate = w.getframerate()
+    assert rate == 8000 and len(heard) / rate > 5
+    start = int(np.argmax(np.abs(heard) > 200))
+    text = callbot.pool.recognizer().transcribe(heard[start:start + 3 * rate]).text
+    assert "chao" in fold(text), text

@@ -219,7 +219,7 @@ class Dialog:
     codec: int = 0
     local_sdp: bytes = b""
     transfer: asyncio.Future | None = None  # result of a REFER: the final status the NOTIFY reported
-    refer_cseq: int | None = None
+    info_cseqs: set[int] = field(default_factory=set)  # INFO requests already taken (UDP retransmissions)
 
 
 class CallHandler:
@@ -460,6 +460,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 ("accept", "application/dtmf-relay, application/dtmf")]), addr)
             return
         self._send(self._make_response(req, 200), addr)
+        if req.cseq[0] in dialog.info_cseqs:  # a retransmission: answered again, not pressed again
+            return
+        dialog.info_cseqs.add(req.cseq[0])
         self.handler.key_pressed(dialog, key.upper())
 
     def _notify(self, req: Message, addr: tuple[str, int], dialog: Dialog) -> None:
