@@ -1,10 +1,10 @@
 """The phone line with real peers: Debian's SIPp calls the callbot on loopback, presses keys (RFC 4733 packets from
 sip-tester's recorded telephone-event pcaps, and SIP INFO), streams a Vietnamese question synthesised by espeak-ng,
-accepts a transfer (REFER → 202 → NOTIFY) and hangs up. The bot's audio goes to a UDP port the test listens on
+accepts a transfer (REFER → 202 → NOTIFY) and hangs up; Debian's baresip softphone places a spoken and keyed call. The bot's audio goes to a UDP port the test listens on
 (the SDP offer names it) and is decoded and measured there. No telephony mocks: the bot is the real endpoint over
 the small real index (engine only), with the real recogniser and synthesiser.
 
-SIPp (sip-tester), espeak-ng and sox are Debian packages (scripts/system-deps.sh installs them); without them these
+SIPp (sip-tester), baresip, espeak-ng and sox are Debian packages (scripts/system-deps.sh installs them); without them these
 tests are skipped locally and fail under CI.
 """
 
