@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     # A command reading text on stdin and writing WAV on stdout (any rate; sox resamples to 8 kHz)
     callbot_tts_command: str = "espeak-ng -v vi -s 165 --stdout"
     callbot_vad_hangover_ms: int = 500  # silence that ends the caller's turn
+    callbot_vad_early_ms: int = 240  # start recognising after this much silence (used if the turn then ends); 0 = off
     callbot_vad_min_rms: float = 300.0  # speech threshold floor (16-bit samples); raise on noisy lines
     callbot_idle_timeout_s: float = 45.0  # no key or speech for this long after the bot spoke: goodbye
     callbot_latency_log: Path | None = None  # append one JSON line per turn (stage timings) to this file

@@ -45,8 +45,9 @@ RATING = "Bạn hãy bấm một phím từ 1 đến 5 để đánh giá cuộc 
 THANKS = "Cảm ơn bạn đã đánh giá. Chào bạn."
 GOODBYE = "Cảm ơn bạn đã gọi. Chào bạn."
 TRANSFERRING = "Mình đang chuyển máy tới cán bộ, mã yêu cầu {ticket}. Bạn vui lòng chờ trong giây lát."
-NO_TRANSFER = ("Hiện chưa chuyển máy được. Cán bộ sẽ liên hệ lại với bạn theo mã yêu cầu {ticket}. Nếu cần gấp, "
-               "bạn gọi tổng đài {hotline}.")
+# The caller's number is not stored (personal data), so staff cannot call back: the caller is given the ticket.
+NO_TRANSFER = ("Hiện chưa chuyển máy được. Bạn vui lòng gọi tổng đài {hotline} trong giờ hành chính và đọc mã yêu "
+               "cầu {ticket}, cán bộ sẽ xem lại cuộc gọi này để hỗ trợ bạn.")
 CODE_HINT = "Muốn xem chi tiết, bạn tìm mã thủ tục {code} trên Cổng dịch vụ công."
 
 _ASK_HUMAN = re.compile(r"\b(gap|noi chuyen (voi|vs)|chuyen (may|cho)|ket noi( voi)?) "
@@ -86,7 +87,9 @@ class Call:
         self.session_id = f"phone:{dialog.call_id}"
         self.events: asyncio.Queue = asyncio.Queue()
         settings = bot.settings
-        self.vad = EnergyVad(hangover_ms=settings.callbot_vad_hangover_ms, min_rms=settings.callbot_vad_min_rms)
+        self.vad = EnergyVad(hangover_ms=settings.callbot_vad_hangover_ms, min_rms=settings.callbot_vad_min_rms,
+                             early_ms=settings.callbot_vad_early_ms)
+        self.early: tuple[int, asyncio.Future] | None = None  # (samples, recognition) started at a pause
         self.speech = bot.pool is not None
         self.listening = False  # speech is taken once the greeting has started
         self.misunderstood = 0
@@ -112,6 +115,10 @@ class Call:
         event = self.vad.feed(frame, now)
         if event == "start":
             self.rtp.stop()  # barge-in
+        elif event == "pause" and self.vad.partial is not None and self.bot.pool.idle:
+            # recognise now, while waiting to be sure the turn is over; only when a worker is free, so early
+            # guesses never queue in front of finished turns
+            self.early = (len(self.vad.partial), asyncio.ensure_future(self.bot.pool.submit(self.vad.partial)))
         elif event == "end" and self.vad.utterance is not None:
             self.events.put_nowait(("speech", self.vad.utterance, self.vad.last_voice_at, now))
 
@@ -251,7 +258,13 @@ class Call:
         times = TurnTimes("speech", end_of_speech, detected=detected)
         if self.state in ("rating", "transfer", "done"):
             return
-        result = await self.bot.pool.submit(pcm)
+        result = None
+        early, self.early = self.early, None
+        if early is not None and early[0] == len(pcm):  # the caller did not speak again: the early result holds
+            result = await early[1]
+            times.extra["early"] = True
+        if result is None:
+            result = await self.bot.pool.submit(pcm)
         times.recognised = time.perf_counter()
         if result is None:  # the recognition pool is full: degrade to the keypad
             self.speech = False

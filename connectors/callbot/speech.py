@@ -43,11 +43,15 @@ class EnergyVad:
     quiet frames), so a noisy trunk does not read as endless speech.
 
     ``feed`` returns "start" on the frame speech is first confirmed, "end" when the turn is over (the utterance is
-    then in ``utterance`` and the time of its last voiced frame in ``last_voice_at``), else None."""
+    then in ``utterance`` and the time of its last voiced frame in ``last_voice_at``), "pause" after ``early_ms`` of
+    silence (the utterance so far is then in ``partial``: recognition can start before the turn is over, and its
+    result is used if the caller does not speak again before the hangover), else None."""
 
     def __init__(self, hangover_ms: int = 500, start_ms: int = 100, min_rms: float = 300.0,
-                 max_ms: int = 15_000) -> None:
+                 max_ms: int = 15_000, early_ms: int = 240) -> None:
         self.hangover = hangover_ms // 20
+        # 0 = off; at least 200 ms (the trailing silence kept), and before the hangover
+        self.early = max(early_ms // 20, 10) if 0 < early_ms // 20 < self.hangover else 0
         self.start_frames = start_ms // 20
         self.min_rms = min_rms
         self.max_frames = max_ms // 20
@@ -61,6 +65,7 @@ class EnergyVad:
         self.silent_run = 0
         self.speaking = False
         self.utterance: np.ndarray | None = None
+        self.partial: np.ndarray | None = None
         self.last_voice_at = 0.0
 
     def feed(self, frame: np.ndarray, now: float) -> str | None:
@@ -87,6 +92,10 @@ class EnergyVad:
             self.utterance = np.concatenate(self.frames[:keep])
             self.speaking, self.frames, self.pre, self.voiced_run = False, [], [], 0
             return "end"
+        if self.early and self.silent_run == self.early:
+            # the same frames the "end" will keep if nothing voiced comes before it
+            self.partial = np.concatenate(self.frames[:len(self.frames) - max(self.silent_run - 10, 0)])
+            return "pause"
         return None
 
 
@@ -192,6 +201,7 @@ class RecognitionPool:
         self._recognizer: Recognizer | None = None
         self._load_lock = threading.Lock()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr")
+        self.workers = workers
         self.capacity = workers + queue
         self.in_flight = 0
         self.refused = 0
@@ -205,6 +215,10 @@ class RecognitionPool:
     def warm_up(self) -> None:
         """Load the model (and run it once) in the background, so the first caller does not wait for it."""
         self.executor.submit(lambda: self.recognizer().transcribe(np.zeros(RATE, dtype=np.int16)))
+
+    @property
+    def idle(self) -> bool:
+        return self.in_flight < self.workers
 
     async def submit(self, pcm: np.ndarray) -> Transcript | None:
         if self.in_flight >= self.capacity:
