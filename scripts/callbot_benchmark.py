@@ -184,9 +184,10 @@ def main() -> int:
         print(f"| spoken | {label} | {len(values)} | {fmt(pct(values, 50))} | {fmt(pct(values, 95))} |")
     busy = sum(1 for t in spoken if t.get("asr") == "busy")
     low = sum(1 for t in spoken if t.get("asr") == "low_confidence")
+    early = sum(1 for t in spoken if t.get("early"))
     print(f"\nSpoken: {spoken_calls} calls ({args.spoken_concurrency} at a time), {len(spoken)} turns: "
           f"{len(understood)} answered, {low} not understood (low confidence), {busy} sent to the keypad because "
-          f"the recognition pool was full")
+          f"the recognition pool was full; {early} used the recognition started early at a pause")
     return 0
 
 
