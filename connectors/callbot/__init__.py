@@ -61,6 +61,9 @@ class Callbot(CallHandler):
         return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
     async def start(self) -> None:
+        if self.settings.callbot_host in ("0.0.0.0", "") and not self.settings.callbot_public_host:
+            log.warning("callbot: listening on all interfaces but VNA_CALLBOT_PUBLIC_HOST is not set; SDP and Contact "
+                        "will say 127.0.0.1, which a PBX on another machine cannot reach")
         codecs = [CODEC_TYPES[c] for c in self.settings.callbot_codecs]
         self.endpoint = await start_endpoint(self, self.settings.callbot_host, self.settings.callbot_port,
                                              self.public_host, codecs, self.settings.callbot_allowed_peers,
