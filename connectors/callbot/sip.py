@@ -379,8 +379,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _invite(self, req: Message, addr: tuple[str, int], dialog: Dialog | None) -> None:
         if dialog is not None:
-            if dialog.invite.cseq == req.cseq and dialog.answer is not None:  # retransmission
-                self._send(dialog.answer, addr)
+            if dialog.invite.cseq == req.cseq:  # a retransmission: the answer again, or "still trying"
+                self._send(dialog.answer or self._make_response(req, 100), addr)
                 return
             if dialog.ended:
                 self._send(self._make_response(req, 481), addr)
