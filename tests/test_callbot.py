@@ -254,9 +254,9 @@ def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None
     # the greeting + menu, the group and procedure menus and the answer were heard (barge-in cut each one short)
     voiced = recorder.voiced_seconds(started)
     assert voiced > 8
-    # barge-in: the greeting alone is longer than everything the caller heard in this call
-    greeting = callbot.tts.cache[call.transcript[0]["text"]]
-    assert voiced < len(greeting) / 8000, (voiced, len(greeting) / 8000)
+    # barge-in: the first key (3 s into the call) cut the 20-odd-second greeting: most of it was never sent
+    greeting_s = len(callbot.tts.cache[call.transcript[0]["text"]]) / 8000
+    assert call.rtp.dropped_frames * 0.02 > greeting_s - 5, (call.rtp.dropped_frames, greeting_s)
     said = [t["text"] for t in call.transcript if t["role"] == "bot"]
     group_menu = callbot.menu.procedures_prompt(0)
     assert said[1] == group_menu and said[2].startswith("Thủ tục đăng ký khai sinh:")  # the menus, in order

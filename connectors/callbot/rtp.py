@@ -94,6 +94,7 @@ class RtpSession(asyncio.DatagramProtocol):
         # stops sending during silence, as phones with discontinuous transmission do)
         self.packets_in = 0
         self.packets_out = 0
+        self.dropped_frames = 0  # frames of prompts cut short by barge-in
         self.idle_since = time.monotonic()
 
     # ----- receiving
@@ -147,6 +148,7 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def stop(self) -> None:
         """Barge-in: drop everything not yet sent."""
+        self.dropped_frames += len(self.queue)
         self.queue.clear()
 
     @property
