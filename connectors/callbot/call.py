@@ -11,7 +11,6 @@ is recorded as a turn of the same conversation, so "còn lệ phí thì sao?" af
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -198,7 +197,7 @@ class Call:
             await self.ask_rating()
         elif key == "#":
             await self.back()
-        elif self.state in ("menu", "answered") and self.procedure is None or self.state == "menu":
+        elif self.state == "menu" or (self.state == "answered" and self.procedure is None):
             group = self.menu.group(key)
             if group is None:
                 await self.say(f"{BAD_KEY} {self.menu.group_prompt()}", cache=True)
@@ -365,7 +364,3 @@ class Call:
 def _ticket_of(text: str) -> int | None:
     match = re.search(r"#(\d+)", text)
     return int(match.group(1)) if match else None
-
-
-def dumps(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False)
