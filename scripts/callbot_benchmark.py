@@ -3,7 +3,8 @@
     .venv/bin/python scripts/callbot_benchmark.py --keypad-calls 10 --spoken-calls 3 --spoken-concurrency 1
 
 Starts the callbot in this process (the assistant from the usual settings: VNA_DATA_DIR, VNA_PROCEDURE_DOMAINS, …;
-engine only, like `VNA_DIALOGUE=false`) on an ephemeral loopback port, then
+the engine alone, or with ``--dialogue`` through the Rasa conversation layer as `serve` does) on an ephemeral
+loopback port, then
 
 1. places ``--keypad-calls`` simultaneous keypad calls (tests/sipp/keypad.xml: menu → procedure → fee → rating)
    and reports how many completed and the key press → first answer audio latency;
@@ -110,10 +111,11 @@ def main() -> int:
     parser.add_argument("--keypad-calls", type=int, default=10)
     parser.add_argument("--spoken-calls", type=int, default=3)
     parser.add_argument("--spoken-concurrency", type=int, default=1)
+    parser.add_argument("--dialogue", action="store_true",
+                        help="answer through the Rasa conversation layer too (serve's default); else the engine alone")
     parser.add_argument("--json", metavar="FILE", help="also write every turn record (JSON lines) to FILE")
     args = parser.parse_args()
 
-    os.environ.setdefault("VNA_DIALOGUE", "false")
     from bot.config import Settings
     from bot.service import Assistant
     from connectors.callbot import Callbot
@@ -121,7 +123,9 @@ def main() -> int:
     settings = Settings().model_copy(update={"callbot_port": 0, "callbot_rtp_ports": (0, 0),
                                              "callbot_max_calls": max(30, args.keypad_calls + 5)})
     print("loading the assistant …", file=sys.stderr, flush=True)
-    assistant = Assistant(settings, progress=False, dialogue=False)
+    assistant = Assistant(settings, progress=False, dialogue=args.dialogue)
+    if args.dialogue:  # one turn first: Rasa's first prediction in a process is slow (graph warm-up)
+        asyncio.run(assistant.turn("benchmark-warm-up", "lệ phí đăng ký kết hôn", "phone"))
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     bot = Callbot(assistant, settings)
@@ -166,7 +170,8 @@ def main() -> int:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     cores = len(os.sched_getaffinity(0))
-    print(f"\nMachine: {platform.processor() or platform.machine()}, {cores} cores, load average "
+    print(f"\nAnswers: {'Rasa conversation layer + engine' if args.dialogue else 'engine alone'}")
+    print(f"Machine: {platform.processor() or platform.machine()}, {cores} cores, load average "
           f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (shared with other work)\n")
     print(f"Keypad: {args.keypad_calls} simultaneous calls, {rated} completed with a stored rating, "
           f"{keypad_elapsed:.0f} s wall; {sink.packets} RTP packets received from the bot\n")
