@@ -354,6 +354,20 @@ def batch_diet_inference() -> None:
     DIETClassifier._vna_batched = True
 
 
+def warm_up_nlu(processor: Any) -> None:  # noqa: ANN401 - rasa.core.processor.MessageProcessor
+    """Parse a message alone and two together once at load, so TensorFlow traces DIET's inference for both shapes
+    now rather than in a citizen's first turns (~0.5 s each)."""
+    from rasa.core.channels.channel import UserMessage
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    tracker = DialogueStateTracker.from_events("warm-up", [])
+    for texts in (["làm lại căn cước ở đâu"], ["lệ phí đăng ký kết hôn", "cảm ơn"]):
+        processor.graph_runner.run(inputs={PLACEHOLDER_MESSAGE: [UserMessage(t) for t in texts],
+                                           PLACEHOLDER_TRACKER: tracker},
+                                   targets=[processor.model_metadata.nlu_target])
+
+
 class BatchedParser:
     """Parses the messages that arrive together in one run of Rasa's NLU graph.
 
@@ -456,6 +470,7 @@ class Dialogue:
         skip_remote_validation_in_process()
         if settings.dialogue_rule_shortcut and not trust_certain_rules(agent.processor):
             log.info("the rule shortcut does not apply to this model; every prediction runs all policies")
+        warm_up_nlu(agent.processor)
         return cls(settings, agent, second_opinion)
 
     async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
