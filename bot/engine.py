@@ -206,6 +206,13 @@ class Engine:
         self._plan_meta = [self._plan_profile(d.doc_id) if d.kind == "plan" else None for d in index.docs]
         self._plan_numbers = frozenset(m[1] for m in self._plan_meta if m and m[1])
         self._plan_percent = [d.kind == "plan" and "%" in self.kb.passages[d.doc_id].text for d in index.docs]
+        # Passages of OCR-damaged scans are embedded from their damaged spelling ("Chtro'ng trInh hành dng"), so
+        # their dense score says little; for a question about the plans their lexical score, computed on the
+        # repaired copy, is trusted alone (other questions keep the usual vote, so that a damaged passage does
+        # not gain confidence for a question the plans do not answer).
+        self._ocr_damaged = [
+            d.kind == "plan" and self.kb.documents[self.kb.passages[d.doc_id].doc_id].ocr_damaged for d in index.docs
+        ]
         self._variants = [VariantProfile.of(self.kb.procedures[d.doc_id]) if d.kind == "procedure" else None
                           for d in index.docs]  # fmt: skip
 
@@ -331,7 +338,11 @@ class Engine:
             # is the one meant ("đăng ký khai sinh" over "đăng ký khai sinh cho người đã có hồ sơ, giấy tờ…").
             title = self._title_words[i]
             precision = len(title & query.asked) / len(title) if title else 0.0
-            score = weights[0] * lex_n + weights[1] * dense_n + COVERAGE_WEIGHT * cov + PRECISION_WEIGHT * precision
+            if self._ocr_damaged[i] and query.plan_cue and weights[0] > 0:
+                score = (weights[0] + weights[1]) * lex_n
+            else:
+                score = weights[0] * lex_n + weights[1] * dense_n
+            score += COVERAGE_WEIGHT * cov + PRECISION_WEIGHT * precision
             # a number the citizen quotes ("tổng đài 1022", "nghị định 100") singles out the record that has it
             score += min(0.2, 0.1 * len(query.numbers & self._doc_tokens[i]))
             if doc.kind == "procedure":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.knowledge.models import PlanDocument, PlanPassage
@@ -416,3 +417,28 @@ def test_plan_devset_is_well_formed_and_grounded(passages, docs):
         raw = fold(re.sub(r"\s+", " ", (PLANS / f"{r['doc_id']}.txt").read_text("utf-8")))
         indexed = fold(" ".join(p.search_text for p in of(passages, r["doc_id"])))
         assert any(fold(e) in raw or fold(e) in indexed for e in r["expected"]), r["id"]
+
+
+def test_dense_scores_of_ocr_damaged_passages_do_not_count_for_plan_questions(engine) -> None:  # noqa: ANN001
+    """Passages of OCR-damaged scans are embedded from their damaged spelling: for a question about the plans,
+    their score is lexical (computed on the repaired copy) whatever the dense channel says; clean passages, and
+    damaged ones for questions without a plan cue, keep the usual vote."""
+    from bot.engine import HYBRID_DENSE, HYBRID_LEXICAL, _QueryFeatures
+
+    damaged = [i for i, flag in enumerate(engine._ocr_damaged) if flag]
+    clean = [i for i, d in enumerate(engine.index.docs) if d.kind == "plan" and not engine._ocr_damaged[i]]
+    assert damaged and clean
+    lex = np.ones(len(engine.index.docs), dtype=np.float32)
+    weights = (HYBRID_LEXICAL, HYBRID_DENSE)
+
+    def scores(question: str, i: int) -> list[float]:
+        query = _QueryFeatures.of(engine, question, engine._search_text(question))
+        return [engine._score({i: dense}, {}, lex, 1.0, weights, query)[0].score for dense in (0.0, 1.0)]
+
+    plan_question = "Kế hoạch chuyển đổi số tỉnh Bà Rịa - Vũng Tàu đặt mục tiêu gì?"
+    low, high = scores(plan_question, damaged[0])
+    assert low == pytest.approx(high)
+    low, high = scores(plan_question, clean[0])
+    assert high - low == pytest.approx(HYBRID_DENSE)
+    low, high = scores("thủ tục cấp phép xây dựng nhà ở", damaged[0])
+    assert high - low == pytest.approx(HYBRID_DENSE)

@@ -14,6 +14,17 @@ Aspect = Literal["documents", "fee", "time", "where", "steps", "conditions", "le
 
 ASPECTS: tuple[Aspect, ...] = ("documents", "fee", "time", "where", "steps", "conditions", "legal_basis", "online")
 
+# "điện tử" asks for the online channel ("nộp điện tử", "làm qua điện tử"), except after the name of a thing that is
+# itself electronic: there it is part of what the procedure is about ("khóa căn cước điện tử", "hóa đơn điện tử",
+# "thị thực điện tử"), and removing it from the search would leave "căn cước" matching every identity-card record.
+# The names are those record titles put before "điện tử" (titles saying "hồ sơ / thủ tục / giao dịch / phương thức
+# điện tử" mean the online channel), plus the citizens' "cccd", "visa" and "hộ chiếu".
+_ELECTRONIC_THINGS = (
+    "can cuoc", "cccd", "cmnd", "dinh danh", "xac thuc", "hoa don", "tem", "chu ky", "chung tu", "bien lai",
+    "thi thuc", "visa", "ho chieu", "vi", "thuong mai", "tro choi",
+)
+_ONLINE_DIEN_TU = "".join(rf"(?<!\b{re.escape(name)} )" for name in _ELECTRONIC_THINGS) + "dien tu"
+
 _PATTERNS: dict[Aspect, str] = {
     "documents": r"giay to|ho so|can (co |mang |chuan bi |nop )?(nhung )?(gi|j)\b|mang (theo )?(nhung )?(gi|j)\b"
     r"|chuan bi (nhung )?(gi|j)|thanh phan|to khai|mau don|nhung gi|(can|mang) nhung|giay gi"
@@ -31,7 +42,7 @@ _PATTERNS: dict[Aspect, str] = {
     "legal_basis": r"\b(can cu( phap ly)?|luat nao|nghi dinh|thong tu|van ban (nao|phap ly)|quy dinh (o|tai) dau|co so phap ly"
     r"|quy dinh nao|theo luat)\b",
     "online": r"\b(online|onl|truc tuyen|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tu xa|qua buu dien"
-    r"|buu chinh|nop mang|tren app|qua app|dien tu|(den|toi) tan noi)\b",
+    r"|buu chinh|nop mang|tren app|qua app|" + _ONLINE_DIEN_TU + r"|(den|toi) tan noi)\b",
 }
 _COMPILED = {aspect: re.compile(pattern) for aspect, pattern in _PATTERNS.items()}
 # A yes/no question about the procedure ("có phải xin phép không?", "có được nhập hộ khẩu vào nhà thuê không?",
