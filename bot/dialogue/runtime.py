@@ -14,6 +14,7 @@ turn is logged and counted in :meth:`Dialogue.status` (shown by ``GET /health``)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -201,6 +202,7 @@ def memoize_ted_predictions(size: int = 4096) -> None:
         return
     original = TEDPolicy.predict_action_probabilities
 
+    @functools.wraps(original)  # the signature Rasa validates when it trains (see batch_diet_inference)
     def predict_action_probabilities(self, tracker, domain, rule_only_data=None, precomputations=None,  # noqa: ANN001, ANN202
                                      **kwargs):  # noqa: ANN003
         if self.model is None or self.only_e2e or TEXT in (self.fake_features or {}):
@@ -333,6 +335,9 @@ def batch_diet_inference() -> None:
         return
     original = DIETClassifier.process
 
+    # wraps: Rasa validates a graph component's run function by its signature (List[Message] -> List[Message])
+    # when it trains a model, which a process that loaded one may do again
+    @functools.wraps(original)
     def process(self, messages: list) -> list:  # noqa: ANN001
         if (self.model is None or len(messages) < 2 or self._execution_context.should_add_diagnostic_data
                 or not self.component_config[INTENT_CLASSIFICATION]):
