@@ -65,6 +65,8 @@ class InProcessActions:
         from rasa_sdk.executor import ActionExecutor
 
         class _Endpoint(EndpointConfig):
+            in_process = True  # results come from rasa-sdk's executor here (see skip_remote_validation_in_process)
+
             def __init__(self) -> None:
                 super().__init__(url=f"inprocess://{package}")
                 self.executor = ActionExecutor()
@@ -240,18 +242,12 @@ def skip_remote_validation_in_process() -> None:
     validate = RemoteAction._validate_action_result
 
     def _validate(self, result: dict) -> bool:  # noqa: ANN001
-        if isinstance(getattr(self.action_endpoint, "executor", None), _executor_class()):
+        if getattr(self.action_endpoint, "in_process", False):
             return True
         return validate(self, result)
 
     RemoteAction._validate_action_result = _validate
     RemoteAction._vna_in_process_trusted = True
-
-
-def _executor_class() -> type:
-    from rasa_sdk.executor import ActionExecutor
-
-    return ActionExecutor
 
 
 def trust_certain_rules(processor: Any) -> bool:  # noqa: ANN401 - rasa.core.processor.MessageProcessor

@@ -20,6 +20,7 @@ the cache (a test holds conversations both ways and compares every reply).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -116,8 +117,6 @@ class CachingSQLTrackerStore(SQLTrackerStore):
             self._keep(tracker, last_id)
 
     def _row(self, sender_id: str, event: Any) -> Any:  # noqa: ANN401 - SQLEvent, as SQLTrackerStore.save builds it
-        import json
-
         data = event.as_dict()
         return self.SQLEvent(
             sender_id=sender_id,
