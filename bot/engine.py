@@ -17,7 +17,7 @@ import numpy as np
 from bot.answer.aspects import Aspect, aspect_spans, blank_aspect_phrases, detect_aspects
 from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.scope import ScopeVerdict, classify_scope
-from bot.answer.variants import VariantPreference, VariantProfile, base_title
+from bot.answer.variants import VariantPreference, VariantProfile, base_title, unqualified_title
 from bot.config import Settings
 from bot.knowledge.models import Procedure
 from bot.retrieval.documents import SearchDoc
@@ -69,6 +69,9 @@ DECISIVE_MARGIN = 0.05
 # A message of at most this many syllables that retrieval cannot place may continue the conversation.
 FOLLOWUP_MAX_WORDS = 12
 DECISIVE_CONFIDENCE = 0.1
+# ... and only when the leader covers at least this share of the question's topic words: a leader that matches a
+# few heavily weighted words ("xe mô tô, xe gắn máy") of a long question is not decisive.
+DECISIVE_COVERAGE = 0.4
 # Words that, in a message that asks an aspect, still do not name another procedure ("làm lại ở đâu?",
 # "mất bao lâu thì nhận được?", "có phải đến tận nơi không?").
 _FOLLOWUP_GENERIC = set(
@@ -200,7 +203,7 @@ class Engine:
         self.lexicon = lexicon or load_lexicon()
         self._doc_tokens = [frozenset(lexical_tokens(d.lexical_text)) for d in index.docs]
         # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
-        self._title_words = [frozenset(_topic_words(_PAREN_RE.sub(" ", d.title))) if d.kind == "procedure"
+        self._title_words = [frozenset(_topic_words(unqualified_title(d.title))) if d.kind == "procedure"
                              else frozenset() for d in index.docs]
         # per plan passage: (province of its document, folded; the document's number, e.g. "2207")
         self._plan_meta = [self._plan_profile(d.doc_id) if d.kind == "plan" else None for d in index.docs]
@@ -325,6 +328,7 @@ class Engine:
             return False
         top, second = ranked[0], ranked[1]
         return (top.doc.kind == "procedure" and top.score - second.score >= DECISIVE_MARGIN
+                and top.coverage >= DECISIVE_COVERAGE
                 and top.score - UNKNOWN_WORD_PENALTY * top.unknown >= CONFIDENT_SCORE + DECISIVE_CONFIDENCE)  # fmt: skip
 
     def _score(self, pool: dict[int, float], cosines: dict[int, float], lex_all: np.ndarray, lex_max: float,

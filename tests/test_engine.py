@@ -288,3 +288,15 @@ def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> Non
 
     assert classify_scope("Mở quán cà phê nhỏ thì đăng ký hộ kinh doanh ở đâu?") is None
     assert classify_scope("quán cà phê nào ở Vũng Tàu view đẹp?").category == "commercial"
+
+
+def test_a_leader_covering_little_of_a_long_question_is_not_decisive(engine: Engine) -> None:
+    from bot.engine import Candidate
+
+    docs = [i for i, d in enumerate(engine.index.docs) if d.kind == "procedure"][:2]
+    first, second = (engine.index.docs[i] for i in docs)
+    covering = [Candidate(docs[0], first, 0.95, 1.0, 0.0, coverage=0.8), Candidate(docs[1], second, 0.8, 0.9, 0.0)]
+    assert engine._decisive(covering)
+    # a few heavily weighted words of a long question ("xe mô tô, xe gắn máy") leave the dense vote to be heard
+    narrow = [Candidate(docs[0], first, 0.95, 1.0, 0.0, coverage=0.15), Candidate(docs[1], second, 0.8, 0.9, 0.0)]
+    assert not engine._decisive(narrow)

@@ -91,3 +91,15 @@ def test_the_code_fingerprint_covers_the_build_and_not_the_question_side() -> No
     assert {"bot/text/vietnamese.py", "bot/retrieval/documents.py", "bot/retrieval/lexical.py",
             "bot/knowledge"} <= code
     assert not any("lexicon" in p for p in code)
+
+
+def test_official_abbreviations_in_titles_are_spelled_out_for_the_lexical_channel() -> None:
+    from bot.knowledge.models import Procedure
+    from bot.retrieval.documents import procedure_doc, spelled_out
+
+    assert spelled_out("Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT") == "bảo hiểm xã hội bảo hiểm y tế"
+    assert spelled_out("Đăng ký khai sinh") == ""
+    doc = procedure_doc(Procedure(code="1.002759", title="Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT",
+                                  url=None, source="national"))
+    assert "sổ BHXH" in doc.lexical_text and "bảo hiểm xã hội" in doc.lexical_text
+    assert doc.title == "Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT"  # what the citizen is shown

@@ -8,9 +8,11 @@ from bot.answer.variants import (
     VariantPreference,
     VariantProfile,
     asked_operations,
+    base_title,
     facts,
     listed_operations,
     title_operations,
+    unqualified_title,
 )
 from bot.knowledge.models import Procedure
 from bot.text.lexicon import load_lexicon
@@ -143,3 +145,36 @@ def test_the_polices_own_health_insurance_records_need_the_question_to_name_the_
     assert VariantProfile.of(police).forces and not VariantProfile.of(agency).forces
     assert citizen.adjustment(police) - officer.adjustment(police) < -0.1
     assert citizen.adjustment(agency) > citizen.adjustment(police)
+
+
+def test_the_fully_online_vehicle_variant_needs_the_question_to_ask_for_it() -> None:
+    online = VariantProfile.of(proc("Cấp lại chứng nhận đăng ký xe, biển số xe thực hiện bằng dịch vụ công trực tuyến "
+                                    "toàn trình"))
+    partial = VariantProfile.of(proc("Cấp lại chứng nhận đăng ký xe, biển số xe thực hiện bằng dịch vụ công trực tuyến "
+                                     "một phần hoặc trực tiếp thực hiện tại cấp trung ương, cấp tỉnh, cấp xã"))
+    assert online.qualifiers == {"online"} and not partial.qualifiers
+    lexicon = load_lexicon()
+    plain = VariantPreference.of("mất cà vẹt xe máy làm lại ở đâu", lexicon)
+    assert plain.adjustment(partial) > plain.adjustment(online)
+    asked = VariantPreference.of("làm lại cà vẹt online trên vneid được không", lexicon)
+    assert asked.adjustment(online) > asked.adjustment(partial)
+    # the two differ only by their channel: one base title, so each is listed as the other's alternative
+    assert base_title("Cấp lại chứng nhận đăng ký xe, biển số xe thực hiện bằng dịch vụ công trực tuyến toàn trình") \
+        == base_title("Cấp lại chứng nhận đăng ký xe, biển số xe thực hiện bằng dịch vụ công trực tuyến một phần hoặc "
+                      "trực tiếp thực hiện tại cấp trung ương, cấp tỉnh, cấp xã")
+
+
+def test_the_change_of_land_use_without_permission_is_the_exception() -> None:
+    exception = VariantProfile.of(proc("Đăng ký biến động chuyển mục đích sử dụng đất không phải xin phép cơ quan nhà "
+                                       "nước có thẩm quyền"))
+    assert exception.qualifiers == {"no_permission"}
+    lexicon = load_lexicon()
+    assert VariantPreference.of("chuyen dat vuon len dat tho cu thi xin phep o dau", lexicon).adjustment(exception) < 0
+    assert VariantPreference.of("chuyển mục đích đất không cần xin phép thì đăng ký ở đâu", lexicon).adjustment(
+        exception) > 0
+
+
+def test_title_words_without_what_the_variant_preference_judges() -> None:
+    assert unqualified_title("Đổi chứng nhận đăng ký xe, biển số xe bằng dịch vụ công trực tuyến một phần hoặc trực "
+                             "tiếp thực hiện tại cấp trung ương, cấp tỉnh, cấp xã") == "doi chung nhan dang ky xe, bien so xe"
+    assert unqualified_title("Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)") == "cap lai the bao hiem y te"

@@ -80,6 +80,24 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("change", r"^(thu tuc )?(dang ky )?(thay doi|dieu chinh|cap nhat|bo sung)\b",
      r"\b(thay doi|doi|chuyen|sua|cap nhat|dieu chinh|bo sung|sai|them)\b"),
 )
+# Qualifiers a title states in words other than the citizen's, as (name, pattern in the folded title, pattern in the
+# folded question); like a fact, a title with one is what the citizen means only if the question asks for it:
+# - "online": the police's vehicle titles come in pairs, "… bằng dịch vụ công trực tuyến toàn trình" and "… một phần
+#   hoặc trực tiếp"; the fully-online one is meant when the citizen asks to do it online.
+# - "no_permission": "Đăng ký biến động chuyển mục đích sử dụng đất không phải xin phép …" is the exception to the
+#   permission a change of land use needs; a citizen asking where to ask permission means the ordinary case.
+_QUALIFIERS: tuple[tuple[str, str, str], ...] = (
+    ("online", r"\btruc tuyen toan trinh\b|\bdich vu cong (truc tuyen )?toan trinh\b",
+     r"\b(online|onl|truc tuyen|toan trinh|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tai nha)\b"),
+    ("no_permission", r"\bkhong (phai|can) xin phep\b", r"\bkhong (phai|can|bat buoc) xin phep\b|\bkhoi xin phep\b"),
+)
+# How a title names its submission channel ("… thực hiện bằng dịch vụ công trực tuyến toàn trình", "… bằng dịch vụ
+# công trực tuyến một phần hoặc trực tiếp"): variants that differ only there share a base title.
+_CHANNEL_QUALIFIER_RE = re.compile(
+    r"\b(thuc hien )?(bang )?dich vu cong( truc tuyen)? (toan trinh|mot phan)( hoac truc tiep)?\b|\btruc tuyen toan trinh\b"
+)
+_QUALIFIER_TITLE_RE = {name: re.compile(title) for name, title, _ in _QUALIFIERS}
+_QUALIFIER_QUESTION_RE = {name: re.compile(question) for name, _, question in _QUALIFIERS}
 # Operations that are the ordinary case: a bonus when asked, no penalty when not.
 _DEFAULT_OPERATIONS = frozenset({"first"})
 # Facts a title can name beside ordinary citizens (see _INCLUSIVE_RE).
@@ -151,14 +169,26 @@ def procedure_levels(proc: Procedure) -> set[str]:
     return set(proc.levels) - {"khac"} or {"khac"}
 
 
+_LEVEL_QUALIFIER_RE = re.compile(r"\b(thuc hien )?tai (cap (trung uong|tinh|xa|huyen)[, ]*)+")
+
+
+def unqualified_title(title: str) -> str:
+    """The folded title without what the variant preference judges: bracketed qualifiers, the submission channel
+    ("… bằng dịch vụ công trực tuyến một phần hoặc trực tiếp") and the levels ("thực hiện tại cấp tỉnh, cấp xã")."""
+    folded = _PAREN_RE.sub(" ", fold(title))
+    folded = _CHANNEL_QUALIFIER_RE.sub(" ", folded)
+    return " ".join(_LEVEL_QUALIFIER_RE.sub(" ", folded).split())
+
+
 def base_title(title: str) -> str:
     """The title without variant qualifiers: variants of one procedure share it."""
     folded = _PAREN_RE.sub(" ", fold(title))
     folded = re.sub(r"^thu tuc\s+", "", folded)
     for regex in _FACT_RE.values():
         folded = regex.sub(" ", folded)
-    folded = re.sub(r"\bco\b|\bcho\b|\btai\b|\bcap (xa|tinh|trung uong)\b|\bkhu vuc\b", " ", folded)
-    return " ".join(folded.split())
+    folded = _CHANNEL_QUALIFIER_RE.sub(" ", folded)
+    folded = re.sub(r"\bco\b|\bcho\b|\btai\b|\bcap (xa|tinh|trung uong)\b|\bkhu vuc\b|\bthuc hien\b", " ", folded)
+    return " ".join(re.findall(r"\w+", folded))
 
 
 @dataclass(frozen=True)
@@ -171,12 +201,15 @@ class VariantProfile:
     inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
     listed: frozenset[str] = frozenset()  # further operations the title lists (see listed_operations)
     forces: bool = False  # a police personnel-policy record (see serves_forces)
+    qualifiers: frozenset[str] = frozenset()  # see _QUALIFIERS
 
     @classmethod
     def of(cls, proc: Procedure) -> VariantProfile:
-        inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", fold(proc.title))))
+        folded = fold(proc.title)
+        inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", folded)))
+        qualifiers = frozenset(name for name, regex in _QUALIFIER_TITLE_RE.items() if regex.search(folded))
         return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
-                   inclusive, listed_operations(proc.title), serves_forces(proc))  # fmt: skip
+                   inclusive, listed_operations(proc.title), serves_forces(proc), qualifiers)  # fmt: skip
 
 
 # How much a matching / missing variant qualifier moves a candidate's fused score.
@@ -196,11 +229,14 @@ class VariantPreference:
     asked_levels: frozenset[str]
     asked_operations: frozenset[str] = frozenset()
     asked_forces: bool = False
+    asked_qualifiers: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, question: str, lexicon: Lexicon | None = None) -> VariantPreference:
+        folded = fold(question)
+        qualifiers = frozenset(name for name, regex in _QUALIFIER_QUESTION_RE.items() if regex.search(folded))
         return cls(frozenset(facts(question)), frozenset(question_levels(question)),
-                   asked_operations(question, lexicon), bool(_FORCES_RE.search(fold(question))))
+                   asked_operations(question, lexicon), bool(_FORCES_RE.search(folded)), qualifiers)
 
     def adjustment(self, proc: Procedure | VariantProfile) -> float:
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
@@ -213,6 +249,8 @@ class VariantPreference:
         score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
         if profile.forces and not self.asked_forces:
             score += FORCES_UNASKED
+        score += FACT_MATCH * len(profile.qualifiers & self.asked_qualifiers)
+        score += FACT_UNASKED * len(profile.qualifiers - self.asked_qualifiers)
         if self.asked_levels:
             score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
         else:

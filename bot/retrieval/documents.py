@@ -6,6 +6,7 @@ sees; the record itself stays in the knowledge store and is looked up by `doc_id
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,12 +24,36 @@ class SearchDoc:
     dense_text: str
 
 
+# Official abbreviations in titles ("Cấp lại, đổi, điều chỉnh thông tin trên sổ BHXH, thẻ BHYT"), spelled out in the
+# lexical text as the question side spells out what citizens abbreviate (knowledge/lexicon.yml), so that "sổ bảo
+# hiểm xã hội" and "sổ BHXH" meet whichever way each side writes it.
+_TITLE_ABBREVIATIONS = {
+    "BHXH": "bảo hiểm xã hội",
+    "BHYT": "bảo hiểm y tế",
+    "BHTN": "bảo hiểm thất nghiệp",
+    "UBND": "ủy ban nhân dân",
+    "HĐND": "hội đồng nhân dân",
+    "TNHH": "trách nhiệm hữu hạn",
+    "GTGT": "giá trị gia tăng",
+    "TNCN": "thu nhập cá nhân",
+    "TNLĐ": "tai nạn lao động",
+    "BNN": "bệnh nghề nghiệp",
+}
+_ABBREVIATION_RE = re.compile(r"\b(" + "|".join(_TITLE_ABBREVIATIONS) + r")\b")
+
+
+def spelled_out(title: str) -> str:
+    """The spelled-out forms of the official abbreviations a title uses, in order ("" when it uses none)."""
+    return " ".join(_TITLE_ABBREVIATIONS[m] for m in _ABBREVIATION_RE.findall(title))
+
+
 def procedure_doc(proc: Procedure) -> SearchDoc:
     # The title carries almost all of the meaning; results ("Giấy khai sinh", "Thẻ căn cước") are what citizens
     # often name instead of the procedure, so they are indexed too. Steps and conditions are left out: they
     # mention dozens of other procedures and would drown the title.
     results = " ".join(r for r in proc.results[:3] if len(r) < 200)
-    lexical = f"{proc.title} {proc.title} {proc.domain} {results}"
+    title = f"{proc.title} {spelled_out(proc.title)}".strip()
+    lexical = f"{title} {title} {proc.domain} {results}"
     dense = f"{proc.title}. {proc.domain}"
     return SearchDoc(proc.code, "procedure", proc.title, lexical, dense)
 
