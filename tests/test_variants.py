@@ -178,3 +178,16 @@ def test_title_words_without_what_the_variant_preference_judges() -> None:
     assert unqualified_title("Đổi chứng nhận đăng ký xe, biển số xe bằng dịch vụ công trực tuyến một phần hoặc trực "
                              "tiếp thực hiện tại cấp trung ương, cấp tỉnh, cấp xã") == "doi chung nhan dang ky xe, bien so xe"
     assert unqualified_title("Cấp lại thẻ bảo hiểm y tế (thực hiện tại cấp tỉnh)") == "cap lai the bao hiem y te"
+
+
+def test_a_title_doing_none_of_a_distinct_operation_asked_is_not_meant() -> None:
+    lexicon = load_lexicon()
+    asked = VariantPreference.of("giải thể công ty tnhh cần làm những bước nào", lexicon)
+    assert "dissolve" in asked.asked_operations
+    dissolve = VariantProfile.of(proc("Giải thể doanh nghiệp"))
+    found = VariantProfile.of(proc("Đăng ký thành lập công ty TNHH một thành viên"))
+    assert asked.adjustment(dissolve) - asked.adjustment(found) >= 0.15
+    # ordinary operations ("đổi", "chuyển", "sai") are too loosely worded to rule a title out
+    loose = VariantPreference.of("đổi địa chỉ trên giấy phép kinh doanh", lexicon)
+    assert loose.asked_operations and not loose.asked_operations & {"dissolve", "correct", "restore"}
+    assert loose.adjustment(VariantProfile.of(proc("Đăng ký thành lập hộ kinh doanh"))) == pytest.approx(0.03)

@@ -216,9 +216,13 @@ class VariantProfile:
 FACT_MATCH, FACT_UNASKED = 0.2, -0.1
 # The assistant serves citizens: an organisation's variant needs the question to say so.
 ORGANISATION_UNASKED = -0.2
-FORCES_UNASKED = ORGANISATION_UNASKED  # like an organisation's variant: not what a citizen means by default
+FORCES_UNASKED = -0.3  # stronger than an organisation's variant: these records never serve a citizen outside the forces
 LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
 OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
+# Operations whose words say nothing else ("giải thể", "mở khóa", "gia hạn", "tạm vắng"): a title doing none of
+# what the question asks is not what the citizen means.
+_DISTINCT_OPERATIONS = frozenset({"unlock", "dissolve", "renew", "absence", "suspend", "restore", "correct"})
+OPERATION_MISSING = -0.1
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,9 @@ class VariantPreference:
         # a title listing several operations serves each of them ("Cấp lại, đổi, điều chỉnh …")
         if (profile.operations | profile.listed) & self.asked_operations:
             score += OPERATION_MATCH
-        elif profile.operations - _DEFAULT_OPERATIONS:
-            score += OPERATION_UNASKED
+        else:
+            if profile.operations - _DEFAULT_OPERATIONS:
+                score += OPERATION_UNASKED
+            if self.asked_operations & _DISTINCT_OPERATIONS:
+                score += OPERATION_MISSING  # "giải thể công ty": not "Đăng ký thành lập công ty"
         return score

@@ -43,8 +43,8 @@ _ABBREVIATION_RE = re.compile(r"\b(" + "|".join(_TITLE_ABBREVIATIONS) + r")\b")
 
 
 def spelled_out(title: str) -> str:
-    """The spelled-out forms of the official abbreviations a title uses, in order ("" when it uses none)."""
-    return " ".join(_TITLE_ABBREVIATIONS[m] for m in _ABBREVIATION_RE.findall(title))
+    """The spelled-out forms of the official abbreviations a title uses, each once, in order ("" when none)."""
+    return " ".join(dict.fromkeys(_TITLE_ABBREVIATIONS[m] for m in _ABBREVIATION_RE.findall(title)))
 
 
 def procedure_doc(proc: Procedure) -> SearchDoc:
