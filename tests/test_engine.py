@@ -188,8 +188,9 @@ def test_an_electronic_identity_card_question_keeps_dien_tu_in_the_search(engine
     # "Mở khóa căn cước điện tử" first for this question)
     assert "điện tử" in engine._search_text("Mở khóa căn cước điện tử ở đâu?")
     assert "điện tử" not in engine._search_text("Nộp hồ sơ đăng ký thường trú qua điện tử được không?")
+    # the test index has no unlocking record: none of the records that unlock nothing is answered as if it did
     reply, _ = top(engine, "Muốn mở khóa căn cước điện tử thì làm thế nào?")
-    assert reply.aspects == ["steps"]
+    assert reply.outcome != "answered"
 
 
 def test_a_named_nationality_selects_the_foreign_variant(engine: Engine) -> None:

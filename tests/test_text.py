@@ -274,6 +274,9 @@ def test_expand_keeps_text_and_adds_phrases(lex: Lexicon) -> None:
         ("tham gia bảo hiểm xã hội tự nguyện", "Đăng ký, đăng ký lại, điều chỉnh đóng BHXH tự nguyện; cấp sổ BHXH"),
         ("nho nguoi nhan luong huu ho", "Ủy quyền lĩnh thay các chế độ bảo hiểm xã hội, trợ cấp thất nghiệp"),
         ("tự quyết toán thuế tncn", "Khai quyết toán thuế/ Hoàn thuế đối với cá nhân cư trú có thu nhập từ tiền lương, tiền công"),
+        ("xe máy cũ nát không dùng nữa", "Thu hồi giấy chứng nhận đăng ký, biển số xe thực hiện bằng dịch vụ công"),
+        ("chở heo sang tỉnh khác bán", "Cấp giấy chứng nhận kiểm dịch động vật, sản phẩm động vật trên cạn"),
+        ("hộ kinh doanh chuyển địa điểm", "Đăng ký thay đổi nội dung đăng ký hộ kinh doanh"),
     ],
 )
 def test_everyday_wording_meets_the_official_title(query: str, title: str, lex: Lexicon) -> None:
@@ -294,6 +297,12 @@ def test_context_entries_stay_in_their_context(lex: Lexicon) -> None:
     assert "cấp lại" not in lex.expand("dang ky ket hon co mat tien khong")
     # inherited land is registered as a change of the land-use right
     assert "đăng ký biến động" in lex.expand("nhận thừa kế đất của bố mẹ")
+    # animals are livestock only next to their transport or quarantine, and only with their diacritics
+    assert "động vật trên cạn" in lex.expand("vận chuyển bò sang tỉnh khác")
+    assert "động vật trên cạn" not in lex.expand("bo me toi muon chuyen ho khau sang tinh khac")
+    assert "động vật trên cạn" not in lex.expand("cho tôi hỏi kiểm dịch thực vật")
+    # moving premises changes a household business's registration, not a company's head office
+    assert "thay đổi nội dung đăng ký hộ kinh doanh" not in lex.expand("công ty chuyển địa điểm văn phòng")
     # a will is not an inheritance division
     assert "phân chia di sản" not in lex.expand("chứng thực di chúc")
 

@@ -86,10 +86,20 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
 #   hoặc trực tiếp"; the fully-online one is meant when the citizen asks to do it online.
 # - "no_permission": "Đăng ký biến động chuyển mục đích sử dụng đất không phải xin phép …" is the exception to the
 #   permission a change of land use needs; a citizen asking where to ask permission means the ordinary case.
+# - "project": "… cho người nhận chuyển nhượng … trong dự án bất động sản", "nhà ở xây dựng trong dự án": a flat
+#   or plot bought from a developer's project, not land bought from another citizen.
+# - "no_residence", "former_resident": the judicial-record certificate for a citizen whose residence cannot be
+#   established, or for a foreigner who used to live in Viet Nam, is the exception to the ordinary certificate.
 _QUALIFIERS: tuple[tuple[str, str, str], ...] = (
     ("online", r"\btruc tuyen toan trinh\b|\bdich vu cong (truc tuyen )?toan trinh\b",
      r"\b(online|onl|truc tuyen|toan trinh|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tai nha)\b"),
     ("no_permission", r"\bkhong (phai|can) xin phep\b", r"\bkhong (phai|can|bat buoc) xin phep\b|\bkhoi xin phep\b"),
+    ("project", r"\btrong (cac )?du an\b", r"\b(du an|chung cu|can ho|chu dau tu|khu do thi)\b"),
+    ("no_residence", r"\bkhong xac dinh duoc noi (thuong tru|tam tru|cu tru)\b",
+     r"\bkhong (xac dinh duoc|ro|co|con) (noi |cho )?(thuong tru|tam tru|cu tru|ho khau)\b|\bkhong co ho khau\b"),
+    ("former_resident", r"\bnguoi nuoc ngoai da cu tru\b",
+     r"\b(da tung|tung|truoc day|truoc kia|da) (cu tru|song|o|lam viec|sinh song)\b.*\b(da ve nuoc|roi viet nam|ve nuoc)\b"
+     r"|\b(da tung|truoc day|truoc kia) (cu tru|song|lam viec|sinh song) (tai|o) viet nam\b"),
 )
 # How a title names its submission channel ("… thực hiện bằng dịch vụ công trực tuyến toàn trình", "… bằng dịch vụ
 # công trực tuyến một phần hoặc trực tiếp"): variants that differ only there share a base title.
@@ -201,13 +211,18 @@ class VariantProfile:
     inclusive: bool = False  # the title also names ordinary citizens (see _INCLUSIVE_RE)
     listed: frozenset[str] = frozenset()  # further operations the title lists (see listed_operations)
     forces: bool = False  # a police personnel-policy record (see serves_forces)
-    qualifiers: frozenset[str] = frozenset()  # see _QUALIFIERS
+    # see _QUALIFIERS; one set per case of a title that enumerates cases with ";" (most titles have one case)
+    qualifiers: tuple[frozenset[str], ...] = (frozenset(),)
 
     @classmethod
     def of(cls, proc: Procedure) -> VariantProfile:
         folded = fold(proc.title)
         inclusive = bool(_INCLUSIVE_RE.search(_PAREN_RE.sub(" ", folded)))
-        qualifiers = frozenset(name for name, regex in _QUALIFIER_TITLE_RE.items() if regex.search(folded))
+        # A title enumerating cases ("… mà không xác định được nơi thường trú; người nước ngoài đã cư trú …") is
+        # qualified case by case: the citizen means the case whose qualifiers the question asks for.
+        cases = [case for case in folded.split(";") if case.strip()] or [folded]
+        qualifiers = tuple(frozenset(name for name, regex in _QUALIFIER_TITLE_RE.items() if regex.search(case))
+                           for case in cases)  # fmt: skip
         return cls(frozenset(facts(proc.title)), frozenset(procedure_levels(proc)), title_operations(proc.title),
                    inclusive, listed_operations(proc.title), serves_forces(proc), qualifiers)  # fmt: skip
 
@@ -222,7 +237,7 @@ OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
 # Operations whose words say nothing else ("giải thể", "mở khóa", "gia hạn", "tạm vắng"): a title doing none of
 # what the question asks is not what the citizen means.
 _DISTINCT_OPERATIONS = frozenset({"unlock", "dissolve", "renew", "absence", "suspend", "restore", "correct"})
-OPERATION_MISSING = -0.1
+OPERATION_MISSING = -0.2
 
 
 @dataclass(frozen=True)
@@ -253,8 +268,8 @@ class VariantPreference:
         score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
         if profile.forces and not self.asked_forces:
             score += FORCES_UNASKED
-        score += FACT_MATCH * len(profile.qualifiers & self.asked_qualifiers)
-        score += FACT_UNASKED * len(profile.qualifiers - self.asked_qualifiers)
+        score += max(FACT_MATCH * len(case & self.asked_qualifiers) + FACT_UNASKED * len(case - self.asked_qualifiers)
+                     for case in profile.qualifiers)  # fmt: skip
         if self.asked_levels:
             score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
         else:
