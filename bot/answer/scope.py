@@ -34,9 +34,12 @@ _TOPICS: dict[Category, str] = {
     r"|man city|man utd|manchester|arsenal|chelsea|liverpool|real madrid|barcelona|barca"
     r"|(da|dau|gap) voi (thai lan|indonesia|malaysia|singapore|philippines|trung quoc|han quoc|nhat ban|uae))\b",
     "medical": r"\b(uong thuoc|thuoc (gi|nao|j)|trieu chung|bi (sot|ho|cam|dau bung|dau dau|tieu chay|di ung)"
-    r"|(?<!kham )(?<!kham benh, )chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen)\b",
+    r"|(?<!kham )(?<!kham benh, )chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen"
+    r"|mat ngu|kho ngu|ngu khong ngon|(?<!lan )dau (da day|lung|rang|hong|vai gay)|dau mat do|huyet ap|tieu duong|tang can|an kieng)\b",
     "financial": r"\b(co phieu|chung khoan|bitcoin|tien ao|crypto|dau tu (vao )?(gi|j|dau|nao)|nen mua (vang|dat|nha)"
-    r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan))\b",
+    r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan)"
+    r"|vay tien|vay (online|tin chap|qua app)|app vay|lai (suat )?thap nhat|kiem tien|giau nhanh|lam giau"
+    r"|gia (xang|dau|bac|usd|do la|dien thoai|iphone|ca phe|lua|heo hoi)( hom nay| bao nhieu)?)\b",
     "joke": r"\b(ke (mot |1 )?(chuyen|cau chuyen)|chuyen cuoi|truyen cuoi|noi dua|dua (di|chut)|lam tho|hat (mot|1|di)"
     r"|(cau|chuyen|tro) (dua|vui|cuoi)|dua vui|hai huoc|joke|cho (toi|minh|em) cuoi)\b",
     # Customer service of private companies (telecoms, banks, shops, apps, schools): not a public procedure,
@@ -44,15 +47,18 @@ _TOPICS: dict[Category, str] = {
     "commercial": r"\b(sim( dien thoai)?|goi cuoc|nha mang|viettel|vinaphone|mobifone|the atm|ngan hang nao"
     r"|bao hiem nhan tho|shopee|lazada|tiki|grab|youtube|facebook|tiktok|instagram|momo|mat khau|check-?in"
     r"|ve (tau|may bay|xe khach)|dat ve|(?<!mo )quan (ca phe|an|nhau)|(?<!mo )khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
-    r"|ielts|toeic|kenh youtube|tai khoan (game|mang xa hoi))\b",
+    r"|ielts|toeic|kenh youtube|tai khoan (game|mang xa hoi)"
+    r"|sua (may lanh|tu lanh|may giat|dieu hoa|dien thoai|laptop|may tinh|tivi)|may lanh|tu lanh|may giat|dieu hoa"
+    r"|bao hiem (xe may|o to|oto|xe|suc khoe|du lich)|nen mua (xe|dien thoai|laptop|may tinh|tivi)( gi| nao)?"
+    r"|mua xe gi)\b",
     "writing": r"\b(viet (giup|ho|cho|mot|1)\b.{0,20}\b(bai|doan|thu|email|van|tho|cau)|bai van|ta con|lam tho|lam bai tap"
     r"|dich (giup|ho|cau|doan|sang)|sang tieng (anh|viet|nhat|trung|han|phap)|lap trinh|python|javascript"
-    r"|hello world|giai (bai|phuong trinh))\b",
+    r"|hello world|giai (bai|phuong trinh)|bai toan|bai tap (ve nha|toan|tieng)|chon nganh|hoc nganh (gi|nao))\b",
     "general_knowledge": r"\b(thu do (cua|nuoc)|phat minh|(nui|song|ho|bien) (nao )?(cao|dai|lon|sau) nhat|la ai vay"
     r"|ai la nguoi|hom nay (la )?thu may|may gio roi|ngay bao nhieu am|ban bao nhieu tuoi|nguoi yeu chua|dat ten con"
     r"|hop tuoi|tu vi|phong thuy|bao nhieu tinh thanh)\b",
     "entertainment": r"\b(phim (gi|nao|hay)|bai hat|ca si|nau (mon|an|com)|cong thuc nau|mon an|du lich (o |di )?dau"
-    r"|choi game|game (gi|nao)|xem phim)\b",
+    r"|choi game|game (gi|nao)|xem phim|di choi (o )?dau|choi o dau|biet hat|hat (hay|duoc) khong)\b",
 }
 _SMALL_TALK: dict[Category, str] = {
     "greet": r"^(xin )?chao( ban| bot| ad| admin| em| anh| chi)?|^(hi|hello|alo|a lo|helo)\b",
