@@ -10,7 +10,7 @@ transcripts, the staff console and the KPIs only ever see the masked text. What 
   ngõ 40 phố Huế, hẻm 12…)                           → [địa chỉ]
 
 Administrative units (xã, phường, tỉnh) are not personal and are kept: the assistant needs them to answer.
-Procedure codes (1.001193), fees (200.000 đồng) and years stay as they are.
+Procedure codes (1.001193), fees (200.000 đồng), years and dates (tháng 5/2023, ngày 25/3) stay as they are.
 """
 
 from __future__ import annotations
@@ -45,7 +45,18 @@ _LABELLED_ADDRESS_RE = re.compile(
     r"(?:[^\W_]+(?:\s+|(?=[,.;!?])|$)){1,4}",
     re.IGNORECASE | re.UNICODE,
 )
+# "tháng 5/2023 tỷ lệ …", "ngày 25/3 nộp …", "12/05/2024 …": a date, not a house number
+_DATE_BEFORE_RE = re.compile(r"(?:ngày|ngay|tháng|thang|từ|tu|đến|den|hạn|han)\s*$", re.IGNORECASE)
+_DATE_NUMBER_RE = re.compile(r"\d{1,2}/(?:19|20)\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
 _LANE_RE = re.compile(r"\b(?:ngõ|ngo|ngách|ngach|hẻm|hem|kiệt|kiet)\s+\d+[a-zA-Z]?(?:/\d+)*", re.IGNORECASE)
+
+
+def _is_date(m: re.Match[str]) -> bool:
+    number = re.search(r"\d+[a-zA-Z]?(?:/\d+[a-zA-Z]?)+", m.group(0))
+    if number is None:
+        return False
+    before = m.string[: m.start() + number.start()]
+    return bool(_DATE_NUMBER_RE.fullmatch(number.group(0)) or _DATE_BEFORE_RE.search(before))
 
 
 def mask(text: str) -> str:
@@ -54,7 +65,8 @@ def mask(text: str) -> str:
         return text  # nothing to mask without a digit or an @ (fast path for most questions)
     out = _EMAIL_RE.sub(EMAIL, text)
     out = _ADDRESS_RE.sub(lambda m: ADDRESS + (" " if m.group(0).endswith(" ") else ""), out)
-    out = _SLASH_ADDRESS_RE.sub(lambda m: ADDRESS + (" " if m.group(0).endswith(" ") else ""), out)
+    out = _SLASH_ADDRESS_RE.sub(
+        lambda m: m.group(0) if _is_date(m) else ADDRESS + (" " if m.group(0).endswith(" ") else ""), out)
     out = _LABELLED_ADDRESS_RE.sub(lambda m: m.group(1) + ADDRESS + (" " if m.group(0).endswith(" ") else ""), out)
     out = _LANE_RE.sub(ADDRESS, out)
     out = _PHONE_RE.sub(PHONE, out)

@@ -139,6 +139,11 @@ def test_periods_are_vietnam_days_weeks_and_months() -> None:
     ("lệ phí 200.000 đồng, mã 1.001193", "lệ phí 200.000 đồng, mã 1.001193"),
     ("con tôi sinh năm 2025, 2 tuổi", "con tôi sinh năm 2025, 2 tuổi"),
     ("làm lại căn cước ở phường 3 quận 10", "làm lại căn cước ở phường 3 quận 10"),
+    # dates are not house numbers; a slash number before a street still is
+    ("tới tháng 5/2023 tỷ lệ dịch vụ công trực tuyến là bao nhiêu", "tới tháng 5/2023 tỷ lệ dịch vụ công trực tuyến là bao nhiêu"),
+    ("ngày 25/3 nộp hồ sơ được không", "ngày 25/3 nộp hồ sơ được không"),
+    ("hạn chót 31/12/2024 nộp thuế", "hạn chót 31/12/2024 nộp thuế"),
+    ("nhà tôi ở 25/3 Nguyễn Trãi quận 1", "nhà tôi ở [địa chỉ]"),
 ])
 def test_personal_data_is_masked(raw: str, masked: str) -> None:
     assert mask(raw) == masked

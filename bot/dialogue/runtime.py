@@ -35,6 +35,8 @@ _CONVERSATIONAL = frozenset({
     "greet", "goodbye", "thanks", "bot_challenge", "affirm", "deny", "ask_human", "rate", "choose_option",
     "smalltalk_how_are_you", "smalltalk_capabilities", "smalltalk_insult",
 })
+# Small talk whose fixed reply would be wrong for a real question; a greeting or a yes/no is kept however unsure.
+_SMALL_TALK_GUESSES = frozenset({"smalltalk_how_are_you", "smalltalk_capabilities", "smalltalk_insult"})
 ARBITRATION_BELOW = 0.9  # classifier confidence under which a conversational intent gets a second opinion
 
 # NLU intents that do not say what was asked; the engine's aspect is reported instead when it found one
@@ -493,8 +495,8 @@ class Dialogue:
         người quen lên ngủ lại thì có phải báo lưu trú không?" as ``bot_challenge`` (0.59) — would get a fixed
         reply. Such guesses are unsure (the real ones score ≥ 0.97 on the dev examples), so below
         ``ARBITRATION_BELOW`` the engine is asked: if it answers from a record, the turn goes to the engine with
-        the aspect the engine found; if it declines the message as off-topic, it goes there as ``out_of_scope``.
-        Button payloads ("/affirm") are never second-guessed."""
+        the aspect the engine found; if it declines the message as off-topic, it goes there as ``out_of_scope``; if it
+        cannot place a message taken for small talk, it goes to ``nlu_fallback``. Button payloads ("/affirm") are never second-guessed."""
         intent = parse.get("intent") or {}
         name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
         if (self.second_opinion is None or name not in _CONVERSATIONAL or confidence >= ARBITRATION_BELOW
@@ -505,6 +507,10 @@ class Dialogue:
             chosen = reply.intent
         elif reply.outcome == "declined":
             chosen = "out_of_scope"
+        elif reply.outcome == "unknown" and name in _SMALL_TALK_GUESSES:
+            # "mẫu đơn xin nghỉ phép gửi sếp viết thế nào" as smalltalk_how_are_you (0.75): a question nobody can
+            # place gets the engine's "I'm not sure" with its closest records, not a chat line
+            chosen = "nlu_fallback"
         else:
             return parse
         log.info("intent %s (%.2f) overruled by the engine: %s", name, confidence, chosen)
@@ -529,6 +535,8 @@ class Dialogue:
                 state = ConversationState.from_dict(custom["state"])
         if intent in ("out_of_scope", "nlu_fallback") and outcome == "small_talk":
             fallback, outcome = True, "declined"
+        if intent == "nlu_fallback" and outcome == "declined":
+            intent = "out_of_scope"  # the classifier was unsure; the engine's scope rules refused it
         if outcome == "answered" and intent in _VAGUE_INTENTS and engine_intent not in (None, "ask_general"):
             # "lệ phí đăng ký kết hôn": the classifier saw a procedure name, the engine also saw what was asked
             intent = engine_intent
