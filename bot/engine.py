@@ -83,7 +83,7 @@ _CHOICE_RE = re.compile(r"^(?:chon |lay |cai |so |phuong an |thu tuc |muc )*(?:t
 _CHOICE_WORDS = {"mot": 1, "hai": 2, "ba": 3, "bon": 4, "nam": 5}
 _PLAN_CUES = re.compile(
     r"\b(ke hoach|chuong trinh hanh dong|muc tieu|chi tieu|den nam|nam 20\d\d|chuyen doi so|kinh te so|xa hoi so"
-    r"|chinh quyen so|do thi thong minh|ban chi dao|binh duong|ba ria|vung tau|brvt|callbot|tong dai|1022"
+    r"|chinh quyen so|do thi thong minh|ban chi dao|binh duong|ba ria|vung tau|brvt|br vt|br-vt|callbot|tong dai|1022"
     r"|ty le|ti le|phan tram|%|cmcn|cach mang cong nghiep|nghi quyet|quyet dinh so|tinh uy|ubnd tinh|tro ly ao)\b"
 )
 

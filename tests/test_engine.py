@@ -6,6 +6,7 @@ import pytest
 
 from bot.answer.aspects import detect_aspects
 from bot.engine import ConversationState, Engine
+from bot.text.vietnamese import fold
 
 
 def top(engine: Engine, question: str, state: ConversationState | None = None):  # noqa: ANN201
@@ -282,6 +283,12 @@ def test_a_follow_up_with_words_the_knowledge_never_uses_is_still_not_answered(e
     _, state = engine.answer("đăng ký kết hôn ở đâu")
     reply, _ = engine.answer("youtube có không", state)
     assert reply.fallback
+
+
+def test_the_province_abbreviated_br_vt_points_to_its_plans(engine: Engine) -> None:
+    reply, _ = top(engine, "Trung tâm tích hợp dữ liệu mà BR-VT định xây dựng phải đạt chuẩn tối thiểu Tier mấy?")
+    assert not reply.fallback and reply.sources[0].kind == "plan"
+    assert "tier 3" in fold(reply.reply)
 
 
 def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> None:

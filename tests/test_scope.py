@@ -38,6 +38,7 @@ def test_everyday_requests_outside_public_services_are_refused(question: str, ca
         "Thẻ bảo hiểm y tế bị mất thì làm lại thế nào?",
         "Đăng ký mua bảo hiểm y tế hộ gia đình ở đâu?",
         "Lệ phí trước bạ xe máy là bao nhiêu?",
+        "Đến năm 2025 bao nhiêu phần trăm cơ sở y tế ở Vũng Tàu có dịch vụ khám, chữa bệnh từ xa?",  # a plan target
     ],
 )
 def test_procedure_questions_sharing_those_words_pass(question: str) -> None:

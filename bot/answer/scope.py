@@ -34,7 +34,7 @@ _TOPICS: dict[Category, str] = {
     r"|man city|man utd|manchester|arsenal|chelsea|liverpool|real madrid|barcelona|barca"
     r"|(da|dau|gap) voi (thai lan|indonesia|malaysia|singapore|philippines|trung quoc|han quoc|nhat ban|uae))\b",
     "medical": r"\b(uong thuoc|thuoc (gi|nao|j)|trieu chung|bi (sot|ho|cam|dau bung|dau dau|tieu chay|di ung)"
-    r"|(?<!kham )(?<!kham benh, )chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen"
+    r"|(?<!kham )(?<!kham, )(?<!kham benh, )chua (benh|dau|ho|sot)|benh (gi|j)|co (nguy hiem|lay) khong|tri (benh|mun|ho)|bac si khuyen"
     r"|mat ngu|kho ngu|ngu khong ngon|(?<!lan )dau (da day|lung|rang|hong|vai gay)|dau mat do|huyet ap|tieu duong|tang can|an kieng)\b",
     "financial": r"\b(co phieu|chung khoan|bitcoin|tien ao|crypto|dau tu (vao )?(gi|j|dau|nao)|nen mua (vang|dat|nha)"
     r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan)"
