@@ -301,6 +301,8 @@ def test_context_entries_stay_in_their_context(lex: Lexicon) -> None:
     assert "động vật trên cạn" in lex.expand("vận chuyển bò sang tỉnh khác")
     assert "động vật trên cạn" not in lex.expand("bo me toi muon chuyen ho khau sang tinh khac")
     assert "động vật trên cạn" not in lex.expand("cho tôi hỏi kiểm dịch thực vật")
+    # folded, "chở" is "cho": no context for the animals ("cho em hỏi bộ phận một cửa …" is no crab)
+    assert "động vật" not in lex.expand("cho em hoi bo phan mot cua nghi trua luc may gio")
     # moving premises changes a household business's registration, not a company's head office
     assert "thay đổi nội dung đăng ký hộ kinh doanh" not in lex.expand("công ty chuyển địa điểm văn phòng")
     # a will is not an inheritance division
