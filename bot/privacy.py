@@ -45,8 +45,9 @@ _LABELLED_ADDRESS_RE = re.compile(
     r"(?:[^\W_]+(?:\s+|(?=[,.;!?])|$)){1,4}",
     re.IGNORECASE | re.UNICODE,
 )
-# "tháng 5/2023 tỷ lệ …", "ngày 25/3 nộp …", "12/05/2024 …": a date, not a house number
-_DATE_BEFORE_RE = re.compile(r"(?:ngày|ngay|tháng|thang|từ|tu|đến|den|hạn|han)\s*$", re.IGNORECASE)
+# "tháng 5/2023 tỷ lệ …", "ngày 25/3 nộp …", "12/05/2024 …": a date, not a house number ("chuyển đến 25/3 Lê Lợi"
+# is an address, so only the words that name a day or a month count)
+_DATE_BEFORE_RE = re.compile(r"\b(?:ngày|ngay|tháng|thang|hạn|han)\s*$", re.IGNORECASE)
 _DATE_NUMBER_RE = re.compile(r"\d{1,2}/(?:19|20)\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
 _LANE_RE = re.compile(r"\b(?:ngõ|ngo|ngách|ngach|hẻm|hem|kiệt|kiet)\s+\d+[a-zA-Z]?(?:/\d+)*", re.IGNORECASE)
 

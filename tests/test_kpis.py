@@ -144,6 +144,7 @@ def test_periods_are_vietnam_days_weeks_and_months() -> None:
     ("ngày 25/3 nộp hồ sơ được không", "ngày 25/3 nộp hồ sơ được không"),
     ("hạn chót 31/12/2024 nộp thuế", "hạn chót 31/12/2024 nộp thuế"),
     ("nhà tôi ở 25/3 Nguyễn Trãi quận 1", "nhà tôi ở [địa chỉ]"),
+    ("tôi chuyển đến 25/3 Lê Lợi, cần đăng ký tạm trú", "tôi chuyển đến [địa chỉ], cần đăng ký tạm trú"),
 ])
 def test_personal_data_is_masked(raw: str, masked: str) -> None:
     assert mask(raw) == masked
