@@ -38,6 +38,8 @@ def test_everyday_requests_outside_public_services_are_refused(question: str, ca
         "Thẻ bảo hiểm y tế bị mất thì làm lại thế nào?",
         "Đăng ký mua bảo hiểm y tế hộ gia đình ở đâu?",
         "Lệ phí trước bạ xe máy là bao nhiêu?",
+        "Thành lập Hội đồng quản lý quỹ bảo hiểm xe cơ giới cần hồ sơ gì?",  # real titles sharing the words
+        "Khai phụ thu khi giá dầu thô biến động tăng nộp ở đâu?",
         "Đến năm 2025 bao nhiêu phần trăm cơ sở y tế ở Vũng Tàu có dịch vụ khám, chữa bệnh từ xa?",  # a plan target
     ],
 )

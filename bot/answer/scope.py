@@ -39,7 +39,7 @@ _TOPICS: dict[Category, str] = {
     "financial": r"\b(co phieu|chung khoan|bitcoin|tien ao|crypto|dau tu (vao )?(gi|j|dau|nao)|nen mua (vang|dat|nha)"
     r"|gia vang|ty gia|lai suat (nao|o dau|cao)|nen gui tiet kiem|forex|ma (co phieu|chung khoan)"
     r"|vay tien|vay (online|tin chap|qua app)|app vay|lai (suat )?thap nhat|kiem tien|giau nhanh|lam giau"
-    r"|gia (xang|dau|bac|usd|do la|dien thoai|iphone|ca phe|lua|heo hoi)( hom nay| bao nhieu)?)\b",
+    r"|gia (xang|xang dau|dau an|bac|usd|do la|dien thoai|iphone|ca phe|lua|heo hoi)( hom nay| bao nhieu)?)\b",
     "joke": r"\b(ke (mot |1 )?(chuyen|cau chuyen)|chuyen cuoi|truyen cuoi|noi dua|dua (di|chut)|lam tho|hat (mot|1|di)"
     r"|(cau|chuyen|tro) (dua|vui|cuoi)|dua vui|hai huoc|joke|cho (toi|minh|em) cuoi)\b",
     # Customer service of private companies (telecoms, banks, shops, apps, schools): not a public procedure,
@@ -49,7 +49,7 @@ _TOPICS: dict[Category, str] = {
     r"|ve (tau|may bay|xe khach)|dat ve|(?<!mo )quan (ca phe|an|nhau)|(?<!mo )khach san|hoc them|trung tam (tieng anh|ngoai ngu)"
     r"|ielts|toeic|kenh youtube|tai khoan (game|mang xa hoi)"
     r"|sua (may lanh|tu lanh|may giat|dieu hoa|dien thoai|laptop|may tinh|tivi)|may lanh|tu lanh|may giat|dieu hoa"
-    r"|bao hiem (xe may|o to|oto|xe|suc khoe|du lich)|nen mua (xe|dien thoai|laptop|may tinh|tivi)( gi| nao)?"
+    r"|bao hiem (xe may|o to|oto|suc khoe|du lich)|mua bao hiem xe|nen mua (xe|dien thoai|laptop|may tinh|tivi)( gi| nao)?"
     r"|mua xe gi)\b",
     "writing": r"\b(viet (giup|ho|cho|mot|1)\b.{0,20}\b(bai|doan|thu|email|van|tho|cau)|bai van|ta con|lam tho|lam bai tap"
     r"|dich (giup|ho|cau|doan|sang)|sang tieng (anh|viet|nhat|trung|han|phap)|lap trinh|python|javascript"
