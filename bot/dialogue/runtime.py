@@ -496,7 +496,8 @@ class Dialogue:
         reply. Such guesses are unsure (the real ones score ≥ 0.97 on the dev examples), so below
         ``ARBITRATION_BELOW`` the engine is asked: if it answers from a record, the turn goes to the engine with
         the aspect the engine found; if it declines the message as off-topic, it goes there as ``out_of_scope``; if it
-        cannot place a message taken for small talk, it goes to ``nlu_fallback``. Button payloads ("/affirm") are never second-guessed."""
+        cannot place a message taken for small talk, it goes to ``nlu_fallback``. Button payloads ("/affirm") are
+        never second-guessed."""
         intent = parse.get("intent") or {}
         name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
         if (self.second_opinion is None or name not in _CONVERSATIONAL or confidence >= ARBITRATION_BELOW
