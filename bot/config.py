@@ -58,6 +58,29 @@ class Settings(BaseSettings):
     tracker_store_url: str | None = None
 
     max_input_chars: int = 2000  # longer messages are refused with a clear reply (HTTP 413 for larger bodies)
+
+    # --- public safety (docs/security.md) ---
+    # One secret for the deployment: signs the web chat's session ids and encrypts channel tokens at rest. Set it
+    # (any long random string) when several instances serve one database; unset, a random key is created once in
+    # data_dir/secret.key (mode 0600), which is enough for one machine.
+    secret_key: SecretStr | None = None
+    # Shared state of several instances (rate limits, Rasa's lock store, distributed locks); unset = in memory.
+    redis_url: str | None = None
+    # Abuse limits, in the `limits` library's notation ("20/minute", several joined by ";"). A request over any
+    # limit gets HTTP 429 with Retry-After; a channel message over it gets one short "please slow down" reply.
+    rate_limit_session: str = "10/10second;30/minute"  # messages of one conversation
+    rate_limit_address: str = "60/10second;300/minute"  # requests from one client address (IPv6: its /64)
+    rate_limit_channel_user: str = "10/10second;30/minute"  # messages of one Telegram/Zalo user
+    rate_limit_rating: str = "10/minute"  # ratings from one client address
+    # Addresses of reverse proxies / load balancers whose X-Forwarded-For is believed (JSON list of IPs/networks);
+    # empty = the TCP peer is the client.
+    trusted_proxies: list[str] = []
+    # Personal data: conversations, turns, ratings' links, inbox/outbox rows and tickets older than this are
+    # deleted or anonymised by the retention job (`python -m bot purge`, and every retention_interval_s in serve).
+    retention_days: int = 180
+    retention_interval_s: float = 6 * 3600
+    # Zalo webhook events stamped further than this from the server's clock are refused (replay protection).
+    zalo_timestamp_window_s: float = 300.0
     # Index only procedures of these domains (linh_vuc, exact names); empty = all. A ward that serves a few
     # domains, or a test that needs a small real index, sets it (JSON list in the environment).
     procedure_domains: list[str] = []
@@ -114,10 +137,22 @@ class Settings(BaseSettings):
     callbot_vad_min_rms: float = 300.0  # speech threshold floor (16-bit samples); raise on noisy lines
     callbot_idle_timeout_s: float = 45.0  # no key or speech for this long after the bot spoke: goodbye
     callbot_latency_log: Path | None = None  # append one JSON line per turn (stage timings) to this file
+    callbot_max_call_s: float = 900.0  # a call longer than this is ended politely (BYE)
+    # Optional SIP digest authentication of INVITEs (RFC 3261 §22); unset = none (then set callbot_allowed_peers).
+    callbot_sip_username: str | None = None
+    callbot_sip_password: SecretStr | None = None
 
     # Staff console (/console, docs/console.md): a sign-in lasts this long at most (it also ends after 30 minutes
     # without a request, and at sign-out).
     console_session_ttl_s: float = 8 * 3600
+    # Console cookies carry the Secure flag (sent over HTTPS only). Only a development set-up on plain HTTP sets
+    # this to false; browsers accept Secure cookies from http://localhost anyway.
+    console_secure_cookies: bool = True
+    # Sign-in: failed attempts allowed per account and per client address (IPv6: its /64) in the window, and how
+    # many password verifications (argon2, ~50 MB each) may run at once.
+    console_login_account_limit: str = "5/15minute"
+    console_login_address_limit: str = "20/15minute"
+    console_login_concurrency: int = 2
 
     # GET /metrics (Prometheus): with a token, scrapers send `Authorization: Bearer <token>`; without one, only
     # clients on this machine are answered.
