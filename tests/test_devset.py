@@ -1,9 +1,10 @@
-"""Validation of the hand-written question sets in eval/devset/ and eval/heldout/.
+"""Validation of the hand-written question sets in eval/devset/, eval/heldout/ and eval/blind/.
 
 eval/devset is the development set the engine was tuned on; eval/heldout is a held-out set written
-blind to the engine and to the dev questions, used only for reporting (never for tuning). Every test
-runs once per set (parametrized through the ``evalset`` fixture); only the size thresholds and the id
-prefix differ between the two (see ``SETS``).
+blind to the engine and to the dev questions, used only for reporting (never for tuning); eval/blind
+is a newer blind set (2026-12-07) written the same way, also reporting only. Every test runs once per
+set (parametrized through the ``evalset`` fixture); only the size thresholds, the id prefix, the
+longest follow-up conversation and the sets a set must not repeat differ (see ``SETS``).
 
 Checks structure (ids, fields, enums), minimum sizes and style proportions, internal
 consistency (styles match the text, variant questions point at variant procedures), that
@@ -55,6 +56,7 @@ SETS: dict[str, dict] = {
         # here it is enough that one accepted spelling occurs in the raw text.
         "plan_every_spelling": False,
         "required_example": True,
+        "max_turns": 2, "min_no_diacritics_share": 0.0, "independent_of": (),
     },
     "heldout": {
         "id_prefix": "ho-",
@@ -63,6 +65,18 @@ SETS: dict[str, dict] = {
         "min_plan_ascii": 10, "min_plan_damaged": 8,
         "plan_every_spelling": True,
         "required_example": False,
+        "max_turns": 2, "min_no_diacritics_share": 0.0, "independent_of": ("devset",),
+    },
+    # Written 2026-12-07 seeing only the knowledge files (see eval/blind/README.md). Follow-ups may
+    # have 2-4 turns; `aspect` and `style` describe the last turn.
+    "blind": {
+        "id_prefix": "bl-",
+        "min_proc": 200, "min_oos": 40, "min_fu": 40, "min_plan": 30,
+        "min_no_diacritics": 80, "min_variants": 15, "min_tricky": 15, "min_domains": 15,
+        "min_plan_ascii": 8, "min_plan_damaged": 10,
+        "plan_every_spelling": True,
+        "required_example": False,
+        "max_turns": 4, "min_no_diacritics_share": 0.4, "independent_of": ("devset", "heldout", "probes"),
     },
 }
 
@@ -191,18 +205,19 @@ def test_out_of_scope_fields(oos):
         assert isinstance(r.get("tricky", False), bool), r["id"]
 
 
-def test_followup_fields(fu):
+def test_followup_fields(fu, cfg):
     for r in fu:
         assert {"id", "turns", "expected", "aspect"} <= r.keys(), r.get("id")
         t = r["turns"]
-        assert isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) and x.strip() for x in t), r["id"]
+        assert isinstance(t, list) and 2 <= len(t) <= cfg["max_turns"], r["id"]
+        assert all(isinstance(x, str) and x.strip() for x in t), r["id"]
         assert isinstance(r["expected"], list) and r["expected"], r["id"]
         assert all(CODE_RE.match(c) for c in r["expected"] + r.get("acceptable", [])), r["id"]
         assert not set(r["expected"]) & set(r.get("acceptable", [])), r["id"]
         assert r["aspect"] in ASPECTS, f"{r['id']}: aspect {r['aspect']!r}"
-        if "style" in r:  # style describes the second turn
+        if "style" in r:  # style describes the last turn (the second one in two-turn sets)
             assert r["style"] in STYLES, r["id"]
-            assert t[1].isascii() == (r["style"] == "no_diacritics"), f"{r['id']}: style does not match turn 2"
+            assert t[-1].isascii() == (r["style"] == "no_diacritics"), f"{r['id']}: style does not match the last turn"
 
 
 # ---------------------------------------------------------------- sizes and proportions
@@ -218,6 +233,7 @@ def test_style_proportions(proc, cfg):
     styles = Counter(r["style"] for r in proc)
     assert styles["no_diacritics"] >= cfg["min_no_diacritics"], styles
     assert styles["no_diacritics"] + styles["abbreviation"] >= max(45, len(proc) / 2), styles
+    assert styles["no_diacritics"] >= cfg["min_no_diacritics_share"] * len(proc), styles
 
 
 def test_variant_questions(proc, cfg):
@@ -239,7 +255,7 @@ def test_coverage(proc, fu, cfg):
 
 
 def test_followup_turn_styles_mixed(fu):
-    ascii_second = sum(1 for r in fu if r["turns"][1].isascii())
+    ascii_second = sum(1 for r in fu if r["turns"][-1].isascii())
     assert 0 < ascii_second < len(fu)
 
 
@@ -369,14 +385,22 @@ def test_plan_questions_well_formed_and_grounded(plan, plan_docs, cfg):
 
 # ---------------------------------------------------------------- held-out independence
 
-def test_heldout_does_not_repeat_devset_questions(evalset):
-    """The held-out set must not reuse dev questions (compared after normalisation; ids only in the message)."""
-    if evalset != "heldout" or not (EVAL / "devset").is_dir():
-        pytest.skip("checked once, on the held-out set")
+def test_heldout_does_not_repeat_devset_questions(evalset, cfg):
+    """A reporting set must not reuse questions of the sets listed in ``independent_of`` (held-out: the
+    dev set; blind: dev, held-out and probes). Compared after normalisation; only ids in the message.
+    The held-out check compares the first follow-up turn only; the blind check compares every turn."""
+    others = [s for s in cfg["independent_of"] if (EVAL / s).is_dir()]
+    if not others:
+        pytest.skip("no set to compare with")
     names = ("procedure_questions.jsonl", "out_of_scope.jsonl", "plan_questions.jsonl")
-    dev = {_fold(r["question"]) for n in names for r in _load("devset", n)}
-    dev |= {_fold(t) for r in _load("devset", "followups.jsonl") for t in r["turns"][:1]}
-    held = [(r["id"], _fold(r["question"])) for n in names for r in _load("heldout", n)]
-    held += [(r["id"], _fold(r["turns"][0])) for r in _load("heldout", "followups.jsonl")]
-    same = [i for i, q in held if q in dev]
-    assert not same, f"held-out rows repeating a dev question: {same}"
+    turns = slice(0, 1) if evalset == "heldout" else slice(None)
+
+    def rows(s: str, n: str) -> list[dict]:
+        return _load(s, n) if (EVAL / s / n).exists() else []
+
+    seen = {_fold(r["question"]) for s in others for n in names for r in rows(s, n)}
+    seen |= {_fold(t) for s in others for r in rows(s, "followups.jsonl") for t in r["turns"][turns]}
+    mine = [(r["id"], _fold(r["question"])) for n in names for r in rows(evalset, n)]
+    mine += [(r["id"], _fold(t)) for r in rows(evalset, "followups.jsonl") for t in r["turns"][turns]]
+    same = [i for i, q in mine if q in seen]
+    assert not same, f"{evalset} rows repeating a question of {others}: {same}"
