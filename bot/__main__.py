@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|demo-data|db|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|demo-data|db|purge|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -208,6 +208,36 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete or anonymise personal data older than the retention period (docs/operations.md, "Retention")."""
+    import time
+    from datetime import UTC, datetime
+
+    from bot.config import get_settings
+    from bot.conversation import ConversationStore
+    from bot.retention import PurgeBusy, cutoff_of, purge
+
+    settings = get_settings()
+    days = args.days if args.days is not None else settings.retention_days
+    now = time.time()
+    try:
+        cutoff = cutoff_of(settings, now, days)
+    except ValueError as exc:
+        print(f"purge: {exc}", file=sys.stderr)
+        return 2
+    store = ConversationStore(settings.resolved_database_url)
+    try:
+        counts = purge(store.db, settings, now, dry_run=args.dry_run, days=days)
+    except PurgeBusy as exc:
+        print(f"purge: {exc}; try again later", file=sys.stderr)
+        return 1
+    finally:
+        store.db.dispose()
+    print(json.dumps({"days": days, "cutoff": datetime.fromtimestamp(cutoff, UTC).isoformat(timespec="seconds"),
+                      "dry_run": args.dry_run, "would_purge" if args.dry_run else "purged": counts}))
+    return 0
+
+
 def cmd_build_index(args: argparse.Namespace) -> int:
     from bot.config import get_settings
     from bot.retrieval.index import build_index
@@ -276,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     db = sub.add_parser("db", help="database schema: show the revision, or upgrade it (done at every start anyway)")
     db.add_argument("action", choices=["current", "upgrade"])
     db.set_defaults(func=cmd_db)
+
+    prune = sub.add_parser("purge", help="delete or anonymise personal data older than the retention period")
+    prune.add_argument("--days", type=int, default=None,
+                       help="retention period in days (default VNA_RETENTION_DAYS, 180)")
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted or anonymised")
+    prune.set_defaults(func=cmd_purge)
 
     build = sub.add_parser("build-index", help="(re)build the knowledge index")
     build.set_defaults(func=cmd_build_index)
