@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,45 @@ from bot.retrieval.onnx_encoder import load_question_encoder
 from bot.text import warm_up
 
 log = logging.getLogger(__name__)
+
+# What a stored over-long message ends with: its first characters are kept (masked), never the whole text.
+CUT_MARKER = " […]"
+# Characters no store or model should receive: C0/C1 controls (a NUL breaks PostgreSQL's text type) and lone
+# surrogates (not encodable as UTF-8). They become U+FFFD, which the engine's input check counts as garbage.
+_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# How far back a cut looks for the start of the word or number it split (a phone number cut in two would
+# escape masking): further than any phone, ID-card or e-mail the masking knows, short enough to keep a prefix.
+_CUT_LOOKBACK = 48
+
+
+def cut(text: str, budget: int) -> str:
+    """The first ``budget`` characters of an over-long ``text``, without the word or number split by the cut.
+
+    Work is bounded by ``budget`` (and ``_CUT_LOOKBACK``), never by ``len(text)``. A word cut in two is dropped
+    (half an e-mail address is not masked), then a trailing run of digits and separators (the start of a phone
+    or ID-card number that goes on past the cut), each at most ``_CUT_LOOKBACK`` characters back."""
+    head = text[:budget]
+    if len(text) <= budget:
+        return head
+    end = len(head)
+    if not text[budget].isspace():
+        i = end
+        while i > 0 and end - i < _CUT_LOOKBACK and not head[i - 1].isspace():
+            i -= 1
+        if i > 0 and head[i - 1].isspace():
+            end = i
+    i = end
+    while i > 0 and end - i < _CUT_LOOKBACK and (head[i - 1].isdigit() or head[i - 1] in " .-/+()"):
+        i -= 1
+    return head[:i].rstrip()
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A citizen's message once bounded and masked: what every later step (and the store) sees."""
+
+    text: str  # masked, at most max_input_chars characters (an over-long message: its cut prefix + CUT_MARKER)
+    refusal: str | None  # the clear reply for a message that is not answered (empty, too long, binary), else None
 
 
 def option_buttons(engine: Engine, options: list[str], payload: str = "number") -> list[dict]:
@@ -97,10 +137,20 @@ class Assistant:
             return {"status": "down", "error": self.dialogue_error}
         return {"status": "off"}
 
+    def close(self) -> None:
+        """Stop the dialogue layer's thread (the assistant answers from the engine alone afterwards)."""
+        dialogue, self.dialogue = self.dialogue, None
+        if dialogue is not None:
+            dialogue.close()
+
     def ask(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> tuple[
         Reply, ConversationState
     ]:
         state = state or ConversationState()
+        limit = self.settings.max_input_chars
+        if isinstance(text, str) and len(text) > limit:  # refused before any matching, echoed only in part
+            question = cut(text, limit - len(CUT_MARKER)) + CUT_MARKER
+            return Reply(question, self._too_long(), None, True, outcome="invalid"), state
         if self.engine.validate(text) is None:
             # a curated FAQ answer first (matching is cheap, so it runs outside the inference lock)
             curated = faq_answer(self.engine, self.faq_matcher, text, state)
@@ -109,18 +159,48 @@ class Assistant:
         with self._lock:
             return self.engine.answer(text, state, mode)
 
+    def _too_long(self) -> str:
+        """The engine's own reply to an over-long message (Engine.validate keeps the wording in one place)."""
+        return self.engine.validate("?" * (self.settings.max_input_chars + 1)) or ""
+
+    def admit(self, text: object) -> Admitted:
+        """Bound, clean and mask one incoming message, in that order; nothing here depends on its full length.
+
+        Over ``max_input_chars`` characters the message is refused with the engine's "too long" reply and only its
+        first characters are kept (cut, masked, then marked). Bytes are decoded (bounded first), any other
+        non-text becomes empty; control characters and lone surrogates become U+FFFD. Then personal data is
+        masked, and the engine's input check decides whether the result can be answered. CPU work: call it off
+        the event loop (``Assistant.turn`` does)."""
+        limit = self.settings.max_input_chars
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            text = bytes(text[: 4 * (limit + 1)]).decode("utf-8", "replace")
+        elif not isinstance(text, str):
+            text = ""
+        if len(text) > limit:
+            head = mask(_UNSAFE_RE.sub("\ufffd", cut(text, limit - len(CUT_MARKER))))
+            return Admitted(head[: limit - len(CUT_MARKER)] + CUT_MARKER, self._too_long())
+        # a placeholder can be longer than what it replaces ("123456789" -> "[số giấy tờ]"): cut again
+        masked = mask(_UNSAFE_RE.sub("\ufffd", text))[:limit]
+        return Admitted(masked, self.engine.validate(masked))
+
     async def turn(self, session_id: str, text: object, channel: str = "api", simulated: bool = False) -> ChatTurn:
         """One turn of a stored conversation: through Rasa when it is up, else from the engine alone.
 
-        Personal data in the text (phone, ID-card numbers, e-mail, street addresses) is masked here, first, so
-        nothing after this point — Rasa's tracker, the turn log, handoff tickets, the console — ever holds it."""
+        Every channel (API, web chat, Telegram, Zalo, the phone line's recognised speech, the CLI chat) comes
+        through here. The text is bounded first, then personal data (phone, ID-card numbers, e-mail, street
+        addresses) is masked (:meth:`admit`, in a worker thread), so nothing after this point — Rasa's tracker, the
+        turn log, handoff tickets, the console — ever holds more than ``max_input_chars`` masked characters.
+        Rasa runs on its own event loop (bot.dialogue.runtime), the engine in worker threads: a slow turn never
+        holds this event loop."""
         started = time.perf_counter()
-        if isinstance(text, str):
-            text = mask(text)
+        admitted = await asyncio.to_thread(self.admit, text)
+        text = admitted.text
         result: ChatTurn | None = None
         new_state: ConversationState | None = None
         confidence: float | None = None
-        if self.dialogue is not None and self.engine.validate(text) is None:
+        if admitted.refusal is not None:  # not a question: the clear reply, no model, the conversation unchanged
+            result = ChatTurn(Reply(text, admitted.refusal, None, True, outcome="invalid"))
+        elif self.dialogue is not None:
             try:
                 turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel),
                                               self.settings.dialogue_timeout_s)
