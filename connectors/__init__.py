@@ -27,7 +27,8 @@ def build_hub(assistant: Assistant, settings: Settings) -> ChannelHub:
         channels.append(TelegramChannel(settings))
     if any(getattr(settings, n) is not None for n in ("zalo_app_id", "zalo_oa_secret", "zalo_app_secret",
                                                      "zalo_access_token", "zalo_refresh_token")):
+        from bot.keys import TokenCipher
         from connectors.zalo import ZaloChannel
 
-        channels.append(ZaloChannel(settings, ChannelStore(assistant.store.db)))
+        channels.append(ZaloChannel(settings, ChannelStore(assistant.store.db, TokenCipher(settings))))
     return ChannelHub(assistant, settings, channels)

@@ -3,13 +3,16 @@
 A channel adapter (Telegram, Zalo) does three things only: turn a platform payload into an `Incoming`, render an
 `Outgoing` into the platform's send payloads, and send one payload. Everything else is here, once:
 
-    webhook ──► inbox (de-duplicated on the platform's message id) ──► Assistant.turn ──► outbox ──► send
-                 └ answered 200 at once; processed in the background       retried with backoff until delivered
+    webhook ──► parse ──► limit ──► inbox (de-duplicated on the platform's message id) ──► Assistant.turn ──► outbox
+     (validated)  (per user)      └ answered 200 at once; processed in the background   (one sender per channel,
+                                                                                       retried with jittered backoff)
 
-Both tables live in the assistant's database, so a reply survives a channel outage and a restart: unprocessed
-inbox rows are picked up again at start, and undelivered outbox rows are retried until they go out (or, after
-`outbox_max_attempts`, are kept as failed for staff to see). Rows are claimed with a conditional UPDATE, so
-several worker processes can share the tables without sending a reply twice.
+A payload is parsed into an `Incoming` at the webhook, so the inbox keeps only what processing needs (the user id
+that is the reply's address, the masked text, the kind, a renderer's meta) and never the platform's payload, with
+its names, usernames, contacts or locations. Both tables live in the assistant's database, so a reply survives a
+channel outage and a restart: unprocessed inbox rows are picked up again at start, and undelivered outbox rows are
+retried until they go out (or, after `outbox_max_attempts`, are kept as failed for staff to see). Rows are claimed
+with a conditional UPDATE, so several worker processes can share the tables without sending a reply twice.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from limits import parse_many
 from sqlalchemy import (
     Table,
     and_,
+    func,
     insert,
     or_,
     select,
@@ -33,11 +38,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
+from tenacity import wait_exponential, wait_random_exponential
+from tenacity.wait import wait_base
 
 from bot.config import Settings
-from bot.privacy import mask_json
+from bot.privacy import mask
+from bot.ratelimit import RateLimiter
 from bot.schema import channel_inbox, channel_outbox, channel_tokens
 from bot.service import Assistant, ChatTurn
+
+if TYPE_CHECKING:
+    from bot.keys import TokenCipher
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +161,10 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+class BadPayload(ValueError):
+    """A webhook payload that is not the platform's shape (answered 400; never stored)."""
+
+
 class Channel(Protocol):
     name: str
 
@@ -157,8 +172,9 @@ class Channel(Protocol):
 
     async def stop(self) -> None: ...
 
-    def parse(self, raw: dict) -> Incoming | None:
-        """The citizen's message in a stored webhook payload, or None for an event that needs no answer."""
+    def parse(self, raw: object) -> Incoming | None:
+        """The citizen's message in a webhook payload (its text cut at max_input_chars + 1), or None for an event
+        that needs no answer; BadPayload when the payload is not the platform's shape."""
 
     def render(self, incoming: Incoming, reply: Outgoing) -> list[dict]:
         """The platform payloads that deliver ``reply``, in order (each is one outbox row)."""
@@ -170,23 +186,56 @@ class Channel(Protocol):
 # ---------------------------------------------------------------------------------------------- persistence
 
 STALE_CLAIM_S = 120.0  # a row claimed longer ago than this belongs to a process that died
+RECORD_VERSION = 2  # inbox rows hold {"v": 2, "kind", "text", "meta"}; older rows held the platform's payload
+RECORD_PREFIX = f'{{"v": {RECORD_VERSION},'
+EMPTY_RECORD: dict = {"v": RECORD_VERSION, "kind": "none", "text": "", "meta": {}}
+UNDELIVERED = ("pending", "sending")
+KEEP_KEYS = frozenset({"method", "chat_id", "user_id", "callback_query_id", "parse_mode"})
+
+
+def masked_strings(value: object, keep: frozenset[str] = KEEP_KEYS) -> object:
+    """``value`` with every string masked (bot.privacy.mask), except under the identifier keys in ``keep``."""
+    if isinstance(value, dict):
+        return {k: (v if k in keep and isinstance(v, (str, int)) else masked_strings(v, keep))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked_strings(v, keep) for v in value]
+    if isinstance(value, str):
+        return mask(value)
+    return value
+
+
+def inbox_record(incoming: Incoming) -> dict:
+    """What the inbox keeps of a message: what processing needs, the citizen's words masked — no names, usernames,
+    contacts, locations or anything else of the platform's payload."""
+    return {"v": RECORD_VERSION, "kind": incoming.kind, "text": mask(incoming.text),
+            "meta": {k: str(v)[:256] for k, v in incoming.meta.items()}}
+
+
+def safe_error(exc: BaseException) -> str:
+    """An exception as it may be stored: bounded, and masked (a message can quote the citizen's words)."""
+    return mask(f"{type(exc).__name__}: {exc}"[:2000])
 
 
 class ChannelStore:
-    """The channel tables in the assistant's database (created by its migrations, bot.db)."""
+    """The channel tables in the assistant's database (created by its migrations, bot.db).
 
-    def __init__(self, db: SqlEngine) -> None:
+    ``cipher`` (bot.keys.TokenCipher) encrypts the rotating channel credentials in ``channel_tokens``.
+    """
+
+    def __init__(self, db: SqlEngine, cipher: TokenCipher | None = None) -> None:
         self.db = db
+        self.cipher = cipher
 
     # inbox
-    def receive(self, channel: str, message_id: str, user_id: str, payload: dict) -> int | None:
-        """Store an incoming payload; None when this message id was already received (a redelivery)."""
+    def receive(self, channel: str, message_id: str, user_id: str, record: dict) -> int | None:
+        """Store a message (``inbox_record``); None when this message id was already received (a redelivery)."""
         now = time.time()
         try:
             with self.db.begin() as conn:
                 result = conn.execute(insert(channel_inbox).values(
                     channel=channel, message_id=message_id[:128], user_id=user_id[:128],
-                    payload=json.dumps(payload, ensure_ascii=False), status="received", attempts=0,
+                    payload=json.dumps(record, ensure_ascii=False), status="received", attempts=0,
                     created_at=now, updated_at=now,
                 ))
                 return int(result.inserted_primary_key[0])
@@ -209,9 +258,9 @@ class ChannelStore:
         return [r[0] for r in rows]
 
     def finish_inbox(self, inbox_id: int, channel: str, user_id: str, payloads: list[dict],
-                     masked: dict | None = None) -> list[int]:
-        """Queue the reply's payloads and mark the message done, in one transaction; the stored platform payload
-        is replaced by ``masked`` (the citizen's words with personal data masked, bot.privacy)."""
+                     record: dict | None = None) -> list[int]:
+        """Queue the reply's payloads and mark the message done, in one transaction (``record`` replaces a row
+        stored by an older version, which held the platform's payload)."""
         now = time.time()
         ids = []
         with self.db.begin() as conn:
@@ -223,15 +272,34 @@ class ChannelStore:
                 ))
                 ids.append(int(result.inserted_primary_key[0]))
             done: dict[str, Any] = {"status": "done", "error": None, "updated_at": now}
-            if masked is not None:
-                done["payload"] = json.dumps(masked, ensure_ascii=False)
+            if record is not None:
+                done["payload"] = json.dumps(record, ensure_ascii=False)
             conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id).values(**done))
         return ids
 
-    def fail_inbox(self, inbox_id: int, error: str, give_up: bool) -> None:
+    def fail_inbox(self, inbox_id: int, error: str, give_up: bool, record: dict | None = None) -> None:
+        values: dict[str, Any] = {"status": "failed" if give_up else "received", "error": error[:2000],
+                                  "updated_at": time.time()}
+        if record is not None:
+            values["payload"] = json.dumps(record, ensure_ascii=False)
         with self.db.begin() as conn:
-            conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id).values(
-                status="failed" if give_up else "received", error=error[:2000], updated_at=time.time()))
+            conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id).values(**values))
+
+    def legacy_inbox(self, after: int = 0, limit: int = 200) -> list[dict]:
+        """Rows stored by an older version (the platform's raw payload), in id order."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(channel_inbox.c.id, channel_inbox.c.channel, channel_inbox.c.payload, channel_inbox.c.status)
+                .where(channel_inbox.c.id > after)
+                .where(~channel_inbox.c.payload.startswith(RECORD_PREFIX))
+                .order_by(channel_inbox.c.id).limit(limit)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def replace_inbox_payload(self, inbox_id: int, record: dict) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(channel_inbox).where(channel_inbox.c.id == inbox_id)
+                         .values(payload=json.dumps(record, ensure_ascii=False)))
 
     # outbox
     def enqueue(self, channel: str, user_id: str, payloads: list[dict]) -> list[int]:
@@ -242,14 +310,22 @@ class ChannelStore:
                 attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
             )).inserted_primary_key[0]) for p in payloads]
 
-    def outbox_queue(self, limit: int = 500) -> list[dict]:
-        """Undelivered rows (pending, or claimed by a live sender), oldest first."""
+    def due_outbox(self, channel: str, limit: int = 100, now: float | None = None) -> list[dict]:
+        """The rows of ``channel`` to send now: of each recipient's undelivered messages only the oldest (a later
+        one never overtakes it), and only when it is due (its retry time has come, and it is pending or its
+        claimer died). Rows waiting for a retry do not count against ``limit``, however many they are."""
+        now = time.time() if now is None else now
+        o = channel_outbox
+        heads = (select(func.min(o.c.id).label("id"))
+                 .where(o.c.channel == channel).where(o.c.status.in_(UNDELIVERED))
+                 .group_by(o.c.user_id).subquery())
         with self.db.connect() as conn:
             rows = conn.execute(
-                select(channel_outbox.c.id, channel_outbox.c.channel, channel_outbox.c.user_id,
-                       channel_outbox.c.status, channel_outbox.c.next_attempt_at, channel_outbox.c.updated_at)
-                .where(channel_outbox.c.status.in_(("pending", "sending")))
-                .order_by(channel_outbox.c.id).limit(limit)
+                select(o.c.id, o.c.user_id)
+                .join(heads, heads.c.id == o.c.id)
+                .where(o.c.next_attempt_at <= now)
+                .where(or_(o.c.status == "pending", o.c.updated_at < now - STALE_CLAIM_S))
+                .order_by(o.c.next_attempt_at, o.c.id).limit(limit)
             ).all()
         return [dict(r._mapping) for r in rows]
 
@@ -274,10 +350,14 @@ class ChannelStore:
         return dict(row._mapping)
 
     def settle_outbox(self, outbox_id: int, status: str, error: str | None = None,
-                      next_attempt_at: float | None = None) -> None:
+                      next_attempt_at: float | None = None, payload: dict | None = None) -> None:
+        """Record a send's outcome. A message that is out of the queue (sent, or failed for good) keeps only its
+        masked text: what staff may need to see, none of the personal data a staff reply may have carried."""
         values: dict[str, Any] = {"status": status, "last_error": error, "updated_at": time.time()}
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
+        if payload is not None and status in ("sent", "failed"):
+            values["payload"] = json.dumps(masked_strings(payload), ensure_ascii=False)
         with self.db.begin() as conn:
             conn.execute(update(channel_outbox).where(channel_outbox.c.id == outbox_id).values(**values))
 
@@ -291,73 +371,162 @@ class ChannelStore:
             row["payload"] = json.loads(row["payload"])
         return rows
 
-    # tokens (rotating credentials such as Zalo's refresh token)
+    # tokens (rotating credentials such as Zalo's refresh token), encrypted at rest
+    def _cipher(self) -> TokenCipher:
+        if self.cipher is None:
+            raise RuntimeError("channel tokens need a ChannelStore with a TokenCipher")
+        return self.cipher
+
     def token(self, channel: str, name: str) -> str | None:
         with self.db.connect() as conn:
             row = conn.execute(select(channel_tokens.c.value).where(channel_tokens.c.channel == channel)
                                .where(channel_tokens.c.name == name)).first()
-        return row[0] if row else None
+        return self._cipher().decrypt(row[0]) if row else None
 
     def save_tokens(self, channel: str, values: dict[str, str]) -> None:
         now = time.time()
+        cipher = self._cipher()
         with self.db.begin() as conn:
             for name, value in values.items():
+                stored = cipher.encrypt(value)
                 updated = conn.execute(update(channel_tokens).where(channel_tokens.c.channel == channel)
                                        .where(channel_tokens.c.name == name)
-                                       .values(value=value, updated_at=now)).rowcount
+                                       .values(value=stored, updated_at=now)).rowcount
                 if not updated:
-                    conn.execute(insert(channel_tokens).values(channel=channel, name=name, value=value,
+                    conn.execute(insert(channel_tokens).values(channel=channel, name=name, value=stored,
                                                                updated_at=now))
+
+    def encrypt_stored_tokens(self, channel: str) -> int:
+        """Encrypt the tokens an older version stored in plaintext (at start, not only at their next refresh).
+        Returns how many were encrypted."""
+        cipher = self._cipher()
+        with self.db.connect() as conn:
+            rows = conn.execute(select(channel_tokens.c.name, channel_tokens.c.value)
+                                .where(channel_tokens.c.channel == channel)).all()
+        plain = {name: value for name, value in rows if not value.startswith(cipher.PREFIX)}
+        if plain:
+            self.save_tokens(channel, plain)
+        return len(plain)
 
 
 # ---------------------------------------------------------------------------------------------- the hub
 
+SLOW_DOWN_TEXT = "Bạn gửi nhanh quá, vui lòng đợi {seconds} giây rồi gửi tiếp nhé."
+OUTAGE_BREAK = 3  # consecutive failed sends in one pass: the platform is down, the rest of the queue waits
+MAX_RETRY_AFTER_S = 3600.0  # a platform's retry_after is honoured up to an hour
+
+
+def backoff_wait(cap: float) -> wait_base:
+    """"Equal jitter" (AWS Architecture blog, "Exponential Backoff And Jitter"): half of 1, 2, 4 … seconds fixed,
+    half random, capped at ``cap`` — retries after an outage spread out instead of arriving together."""
+    half = max(cap, 0.0) / 2
+    return wait_exponential(multiplier=0.5, max=half) + wait_random_exponential(multiplier=0.5, max=half)
+
+
+class _Attempt:
+    """The one field of tenacity's RetryCallState that its wait strategies read."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+
 
 class ChannelHub:
-    """Runs the channels: receives into the inbox, answers through the assistant, delivers from the outbox."""
+    """Runs the channels: receives into the inbox, answers through the assistant, delivers from the outbox.
+
+    Each channel delivers from its own task under its own lock: a platform that is down or slow delays only its
+    own messages."""
 
     INBOX_ATTEMPTS = 3
     INBOX_RESCAN_S = 30.0
+    DELIVERY_BATCH = 100
 
     def __init__(self, assistant: Assistant, settings: Settings, channels: list[Channel]) -> None:
         self.assistant = assistant
         self.settings = settings
         self.channels = {c.name: c for c in channels}
         self.store = ChannelStore(assistant.store.db)
+        self.limiter = RateLimiter.from_settings(settings)
+        # at most one "slow down" notice per user in the longest window of the limit
+        windows = [item.get_expiry() for item in parse_many(settings.rate_limit_channel_user)] \
+            if settings.rate_limit_channel_user.strip() else []
+        self._notice_spec = f"1/{max(windows)}second" if windows else ""
+        self._wait = backoff_wait(settings.outbox_max_backoff_s)
         self._tasks: set[asyncio.Task] = set()
-        self._loop_task: asyncio.Task | None = None
-        self._deliver_lock = asyncio.Lock()
+        self._loops: list[asyncio.Task] = []
+        self._locks = {name: asyncio.Lock() for name in self.channels}
+        self._kicks = {name: asyncio.Event() for name in self.channels}
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         for channel in self.channels.values():
             await channel.start()
         if self.channels:
-            self._loop_task = asyncio.create_task(self._run(), name="channel-hub")
+            await asyncio.to_thread(self.scrub_legacy_inbox)
+            self._loops.append(asyncio.create_task(self._run_inbox(), name="channel-inbox"))
+            for name in self.channels:
+                self._loops.append(asyncio.create_task(self._run_outbox(name), name=f"channel-outbox-{name}"))
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._loop_task is not None:  # let a delivery pass finish, so no row is left half-sent
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._loop_task, timeout=self.settings.channel_timeout_s + 5)
+        for kick in self._kicks.values():
+            kick.set()
+        if self._loops:  # let delivery passes finish, so no row is left half-sent
+            await asyncio.wait(self._loops, timeout=self.settings.channel_timeout_s + 5)
+            for task in self._loops:
+                task.cancel()
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            self._loops.clear()
         if self._tasks:  # let turns in flight finish (their replies are queued in the outbox)
             await asyncio.wait(self._tasks, timeout=10)
         for channel in self.channels.values():
             await channel.stop()
 
-    async def receive(self, channel: str, message_id: str, user_id: str, payload: dict) -> bool:
-        """Store a webhook payload and process it in the background; False for a duplicate delivery."""
-        inbox_id = await asyncio.to_thread(self.store.receive, channel, message_id, user_id, payload)
-        if inbox_id is None:
-            log.info("%s: message %s already received; ignoring the redelivery", channel, message_id)
-            return False
-        self._spawn(self.process(inbox_id))
-        return True
+    # ------------------------------------------------------------------ in
+    async def receive(self, incoming: Incoming, message_id: str) -> str:
+        """Count the message against its sender's limit, store it (masked) and answer it in the background.
+
+        Returns "queued", "duplicate" (a redelivery of a stored message) or "limited" (over the per-user limit:
+        not stored, not answered; the sender gets one short notice per window)."""
+        outcome = await asyncio.to_thread(self._receive, incoming, message_id)
+        if isinstance(outcome, int):
+            self._spawn(self.process(outcome))
+            return "queued"
+        if outcome == "notified":
+            self.kick(incoming.channel)
+            return "limited"
+        if outcome == "duplicate":
+            log.info("%s: message %s already received; ignoring the redelivery", incoming.channel, message_id)
+        return outcome
+
+    def _receive(self, incoming: Incoming, message_id: str) -> int | str:
+        spec = self.settings.rate_limit_channel_user
+        wait = self.limiter.hit("channel_user", spec, incoming.session_id) if spec.strip() else None
+        if wait is not None:
+            if self.limiter.hit("channel_user_notice", self._notice_spec, incoming.session_id) is not None:
+                return "limited"  # told already in this window
+            channel = self.channels[incoming.channel]
+            notice = Outgoing(SLOW_DOWN_TEXT.format(seconds=max(1, int(wait))))
+            self.store.enqueue(incoming.channel, incoming.user_id,
+                               channel.render(Incoming(incoming.channel, incoming.user_id), notice))
+            log.info("%s: a user is over the message limit; told to wait %d s", incoming.channel, wait)
+            return "notified"
+        inbox_id = self.store.receive(incoming.channel, message_id, incoming.user_id, inbox_record(incoming))
+        return "duplicate" if inbox_id is None else inbox_id
 
     def _spawn(self, coro) -> None:  # noqa: ANN001
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _incoming(self, row: dict) -> tuple[Incoming | None, dict | None]:
+        """The message of an inbox row; for a row an older version stored raw, also the record to keep instead."""
+        stored = json.loads(row["payload"])
+        if isinstance(stored, dict) and stored.get("v") == RECORD_VERSION:
+            return Incoming(row["channel"], row["user_id"], str(stored.get("text") or ""),
+                            str(stored.get("kind") or "text"), dict(stored.get("meta") or {})), None
+        channel = self.channels.get(row["channel"])
+        incoming = channel.parse(stored) if channel is not None else None  # BadPayload when unreadable
+        return incoming, (inbox_record(incoming) if incoming is not None else EMPTY_RECORD)
 
     async def process(self, inbox_id: int) -> None:
         row = await asyncio.to_thread(self.store.claim_inbox, inbox_id)
@@ -367,7 +536,7 @@ class ChannelHub:
         try:
             if channel is None:
                 raise RuntimeError(f"channel {row['channel']} is not configured")
-            incoming = channel.parse(json.loads(row["payload"]))
+            incoming, record = await asyncio.to_thread(self._incoming, row)
             payloads: list[dict] = []
             if incoming is not None:
                 if incoming.kind == "text":
@@ -377,14 +546,35 @@ class ChannelHub:
                     reply = Outgoing(UNSUPPORTED_TEXT)
                 payloads = channel.render(incoming, reply)
             await asyncio.to_thread(self.store.finish_inbox, inbox_id, row["channel"], row["user_id"], payloads,
-                                    mask_json(json.loads(row["payload"])))
+                                    record)
         except Exception as exc:  # noqa: BLE001 - the message stays in the inbox and is tried again
             give_up = row["attempts"] >= self.INBOX_ATTEMPTS
-            log.exception("%s: processing message %s failed (attempt %d)", row["channel"], row["message_id"],
-                          row["attempts"])
-            await asyncio.to_thread(self.store.fail_inbox, inbox_id, f"{type(exc).__name__}: {exc}", give_up)
+            log.error("%s: processing message %s failed (attempt %d): %s", row["channel"], row["message_id"],
+                      row["attempts"], safe_error(exc), exc_info=not isinstance(exc, BadPayload))
+            # a raw row of an older version that cannot be processed keeps nothing once given up
+            legacy = not row["payload"].startswith(RECORD_PREFIX)
+            await asyncio.to_thread(self.store.fail_inbox, inbox_id, safe_error(exc), give_up,
+                                    EMPTY_RECORD if give_up and legacy else None)
             return
-        await self.deliver()
+        self.kick(row["channel"])
+
+    def scrub_legacy_inbox(self) -> int:
+        """Rewrite the rows an older version stored as the platform's raw payload (names, usernames, contacts…):
+        unanswered ones into the masked record processing needs, the others into an empty record. Returns how
+        many were rewritten."""
+        done, after = 0, 0
+        while batch := self.store.legacy_inbox(after):
+            for row in batch:
+                after = row["id"]
+                record = EMPTY_RECORD
+                if row["status"] in ("received", "processing"):
+                    with contextlib.suppress(Exception):  # unreadable: nothing worth keeping
+                        record = self._incoming({**row, "user_id": ""})[1] or EMPTY_RECORD
+                self.store.replace_inbox_payload(row["id"], record)
+                done += 1
+        if done:
+            log.info("channel inbox: %d rows of an older version rewritten without personal data", done)
+        return done
 
     async def send_text(self, channel: str, user_id: str, text: str) -> list[int]:
         """Send a message outside a turn (a staff member's reply to a handed-over conversation): it goes through
@@ -392,71 +582,96 @@ class ChannelHub:
         adapter = self.channels[channel]
         payloads = adapter.render(Incoming(channel, user_id), Outgoing(text))
         ids = await asyncio.to_thread(self.store.enqueue, channel, user_id, payloads)
-        self._spawn(self.deliver())
+        self.kick(channel)
         return ids
 
-    def backoff(self, attempts: int) -> float:
-        return min(self.settings.outbox_max_backoff_s, 2.0 ** max(0, attempts - 1))
+    # ------------------------------------------------------------------ out
+    def kick(self, channel: str) -> None:
+        """Wake the channel's delivery task (a reply was queued)."""
+        if channel in self._kicks:
+            self._kicks[channel].set()
 
-    async def deliver(self) -> int:
-        """One pass over the outbox: send what is due, in order per recipient. Returns how many were sent."""
+    def backoff(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds before the next try of a message that failed ``attempts`` times (tenacity's wait strategies):
+        exponential with jitter up to ``outbox_max_backoff_s``, and never sooner than the platform asked."""
+        delay = self._wait(_Attempt(max(1, attempts)))  # type: ignore[arg-type]
+        if retry_after:
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
+        return delay
+
+    async def deliver(self, channel: str | None = None) -> int:
+        """Delivery passes over the outbox (one channel, or each in turn). Returns how many messages were sent."""
+        names = [channel] if channel is not None else list(self.channels)
+        return sum([await self._deliver(name) for name in names])
+
+    async def _deliver(self, name: str) -> int:
+        """Send what is due for one channel, oldest first per recipient, until nothing more is due, the platform
+        looks down (OUTAGE_BREAK failures in a row), or the hub stops."""
+        channel = self.channels.get(name)
+        if channel is None:
+            return 0
         sent = 0
-        async with self._deliver_lock:
-            queue = await asyncio.to_thread(self.store.outbox_queue)
-            blocked: set[tuple[str, str]] = set()  # a recipient whose earlier message is not out yet
-            now = time.time()
-            for item in queue:
-                key = (item["channel"], item["user_id"])
-                if key in blocked:
-                    continue
-                stale = item["status"] == "sending" and item["updated_at"] < now - STALE_CLAIM_S
-                if (item["status"] == "sending" and not stale) or item["next_attempt_at"] > now:
-                    blocked.add(key)
-                    continue
-                channel = self.channels.get(item["channel"])
-                if channel is None:
-                    blocked.add(key)
-                    continue
-                row = await asyncio.to_thread(self.store.claim_outbox, item["id"])
-                if row is None:
-                    blocked.add(key)
-                    continue
-                try:
-                    await channel.send(json.loads(row["payload"]))
-                except Exception as exc:  # noqa: BLE001 - every failure is recorded; only DeliveryError is expected
-                    error = f"{type(exc).__name__}: {exc}"
-                    permanent = isinstance(exc, DeliveryError) and exc.permanent
-                    if permanent or row["attempts"] >= self.settings.outbox_max_attempts:
-                        log.error("%s: giving up on message %d to %s: %s", row["channel"], row["id"],
-                                  row["user_id"], error)
-                        await asyncio.to_thread(self.store.settle_outbox, row["id"], "failed", error)
-                        if not permanent:
-                            blocked.add(key)
-                        continue
-                    delay = self.backoff(row["attempts"])
-                    if isinstance(exc, DeliveryError) and exc.retry_after:
-                        delay = max(delay, exc.retry_after)
-                    log.warning("%s: sending message %d failed (attempt %d), retrying in %.0f s: %s",
-                                row["channel"], row["id"], row["attempts"], delay, error)
-                    await asyncio.to_thread(self.store.settle_outbox, row["id"], "pending", error,
-                                            time.time() + delay)
-                    blocked.add(key)
-                    continue
-                await asyncio.to_thread(self.store.settle_outbox, row["id"], "sent")
-                sent += 1
+        failures = 0
+        async with self._locks[name]:
+            while not self._stopping.is_set():
+                due = await asyncio.to_thread(self.store.due_outbox, name, self.DELIVERY_BATCH)
+                if not due:
+                    break
+                for item in due:
+                    if self._stopping.is_set() or failures >= OUTAGE_BREAK:
+                        break
+                    row = await asyncio.to_thread(self.store.claim_outbox, item["id"])
+                    if row is None:
+                        continue  # another worker took it
+                    outcome = await self._send_one(channel, row)
+                    sent += outcome == "sent"
+                    failures = failures + 1 if outcome == "retry" else 0
+                if failures >= OUTAGE_BREAK:
+                    log.warning("%s: %d sends failed in a row; the rest of the queue waits for the next pass",
+                                name, failures)
+                    break
         return sent
 
-    async def _run(self) -> None:
-        """Pick up what a previous run left (unprocessed messages, undelivered replies), then keep retrying."""
-        last_inbox_scan = -1e9
+    async def _send_one(self, channel: Channel, row: dict) -> str:
+        """Send one claimed row: "sent", "failed" (for good) or "retry" (back in the queue, after a backoff)."""
+        payload = json.loads(row["payload"])
+        try:
+            await channel.send(payload)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded; only DeliveryError is expected
+            error = safe_error(exc)
+            permanent = isinstance(exc, DeliveryError) and exc.permanent
+            if permanent or row["attempts"] >= self.settings.outbox_max_attempts:
+                log.error("%s: giving up on message %d: %s", row["channel"], row["id"], error)
+                await asyncio.to_thread(self.store.settle_outbox, row["id"], "failed", error, None, payload)
+                return "failed"
+            delay = self.backoff(row["attempts"], exc.retry_after if isinstance(exc, DeliveryError) else None)
+            log.warning("%s: sending message %d failed (attempt %d), retrying in %.1f s: %s",
+                        row["channel"], row["id"], row["attempts"], delay, error)
+            await asyncio.to_thread(self.store.settle_outbox, row["id"], "pending", error, time.time() + delay)
+            return "retry"
+        await asyncio.to_thread(self.store.settle_outbox, row["id"], "sent", None, None, payload)
+        return "sent"
+
+    async def _run_outbox(self, name: str) -> None:
+        """One channel's delivery: what a previous run left first, then whenever a reply is queued, and every
+        second for retries."""
+        kick = self._kicks[name]
+        while not self._stopping.is_set():
+            kick.clear()
+            try:
+                await self._deliver(name)
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the loop
+                log.exception("%s: outbox pass failed", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(kick.wait(), timeout=1.0)
+
+    async def _run_inbox(self) -> None:
+        """Pick up messages a previous run (or a failed try) left unanswered."""
         while not self._stopping.is_set():
             try:
-                if time.monotonic() - last_inbox_scan > self.INBOX_RESCAN_S:
-                    last_inbox_scan = time.monotonic()
-                    for inbox_id in await asyncio.to_thread(self.store.unprocessed):
-                        self._spawn(self.process(inbox_id))  # claiming makes a second try of a live one a no-op
-                await self.deliver()
+                for inbox_id in await asyncio.to_thread(self.store.unprocessed):
+                    self._spawn(self.process(inbox_id))  # claiming makes a second try of a live one a no-op
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the loop
-                log.exception("channel hub: outbox pass failed")
+                log.exception("channel hub: inbox scan failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.INBOX_RESCAN_S)

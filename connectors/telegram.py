@@ -1,8 +1,10 @@
 """Telegram (python-telegram-bot 22): a webhook inside the API app, polling for development.
 
 POST /telegram/webhook accepts an Update when its X-Telegram-Bot-Api-Secret-Token header equals
-VNA_TELEGRAM_WEBHOOK_SECRET (403 otherwise), stores it in the inbox and answers 200 at once; the hub answers it in
-the background. Options and rating requests become inline keyboards; a button press comes back as a callback
+VNA_TELEGRAM_WEBHOOK_SECRET (403 otherwise) and it has an Update's shape (400 otherwise: not JSON, not an object,
+a wrong type at any depth of what is read, an id beyond Telegram's range), stores what the hub needs of it — the
+chat id, the text cut at max_input_chars + 1 and masked — in the inbox, and answers 200 at once; the hub answers it
+in the background. Options and rating requests become inline keyboards; a button press comes back as a callback
 query whose data is the option's payload. Long answers are split under Telegram's 4,096-character limit.
 """
 
@@ -12,15 +14,17 @@ import asyncio
 import json
 import logging
 import secrets
+from typing import Annotated
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot.config import Settings
-from connectors.core import ChannelHub, DeliveryError, Incoming, Outgoing, score_of, split_text
+from connectors.core import BadPayload, ChannelHub, DeliveryError, Incoming, Outgoing, score_of, split_text
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,63 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 COMMANDS = {"/start": "xin chào", "/help": "bạn giúp được gì"}
 UNSUPPORTED_KINDS = ("sticker", "photo", "voice", "audio", "video", "video_note", "document", "animation",
                      "location", "venue", "contact", "poll", "dice", "game")
+
+# ---------------------------------------------------------------------------------------------- what is read
+# The part of the Bot API's Update the connector reads, validated strictly: ids are integers within Telegram's
+# 52 significant bits (not strings, not booleans, not 10^70), strings are strings. Everything else of the update is
+# ignored and never stored.
+TgId = Annotated[int, Field(strict=True, ge=-(2**53), le=2**53)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TgChat(_Model):
+    id: TgId
+
+
+class TgUser(_Model):
+    id: TgId
+
+
+class TgMessage(_Model):
+    message_id: TgId
+    chat: TgChat
+    text: Annotated[str, Field(strict=True)] | None = None
+    caption: Annotated[str, Field(strict=True)] | None = None
+    # media and other kinds: only whether they are there counts (they get the polite "text only" reply)
+    sticker: object = None
+    photo: object = None
+    voice: object = None
+    audio: object = None
+    video: object = None
+    video_note: object = None
+    document: object = None
+    animation: object = None
+    location: object = None
+    venue: object = None
+    contact: object = None
+    poll: object = None
+    dice: object = None
+    game: object = None
+
+
+class TgMaybeInaccessibleMessage(_Model):
+    chat: TgChat
+
+
+class TgCallbackQuery(_Model):
+    id: Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+    from_: TgUser = Field(alias="from")
+    message: TgMaybeInaccessibleMessage | None = None
+    data: Annotated[str, Field(strict=True, max_length=256)] | None = None
+
+
+class TgUpdate(_Model):
+    update_id: Annotated[int, Field(strict=True, ge=0, le=2**53)]
+    message: TgMessage | None = None
+    callback_query: TgCallbackQuery | None = None
 
 
 class TelegramChannel:
@@ -73,35 +134,34 @@ class TelegramChannel:
             self._ready = False
 
     # ------------------------------------------------------------------ in
-    def parse(self, raw: dict) -> Incoming | None:
-        update = Update.de_json(raw, self.bot)
+    def parse(self, raw: object) -> Incoming | None:
+        """The citizen's message in an Update (validated: BadPayload when it is not one), None for an update
+        that needs no answer (edits, channel posts, membership changes, service messages). Nothing but the chat
+        id, the (cut) text and a button press's query id is read: names, usernames, contacts and locations never
+        leave this function."""
+        try:
+            update = TgUpdate.model_validate(raw)
+        except ValidationError as exc:
+            raise BadPayload(f"not a Telegram update ({exc.error_count()} problems)") from None
+        cut = self.settings.max_input_chars + 1  # one more: the assistant still sees that it was too long
         if update.callback_query is not None:
             query = update.callback_query
-            chat = query.message.chat.id if query.message is not None else query.from_user.id
-            return Incoming(self.name, str(chat), text=query.data or "", meta={"callback_query_id": query.id})
+            chat = query.message.chat.id if query.message is not None else query.from_.id
+            return Incoming(self.name, str(chat), text=(query.data or "")[:cut],
+                            meta={"callback_query_id": query.id})
         message = update.message
         if message is None:
-            return None  # edits, channel posts, membership changes: nothing to answer
+            return None
         if message.text is not None:
-            text = message.text.strip()
+            text = message.text[:cut].strip()
             command = text.split(maxsplit=1)[0].split("@")[0] if text.startswith("/") else ""
             if command:
                 # Rasa reads "/name{...}" as an intent: a typed command must stay the citizen's words
                 text = COMMANDS.get(command, text.lstrip("/"))
             return Incoming(self.name, str(message.chat.id), text=text)
-        if any(getattr(message, kind, None) for kind in UNSUPPORTED_KINDS) or message.caption is not None:
+        if message.caption is not None or any(getattr(message, kind) is not None for kind in UNSUPPORTED_KINDS):
             return Incoming(self.name, str(message.chat.id), kind="unsupported")
-        return None  # service messages (new members, pinned, …)
-
-    @staticmethod
-    def user_of(raw: dict) -> str | None:
-        for key in ("message", "edited_message"):
-            chat = (raw.get(key) or {}).get("chat") or {}
-            if "id" in chat:
-                return str(chat["id"])
-        query = raw.get("callback_query") or {}
-        chat = ((query.get("message") or {}).get("chat") or {}).get("id") or (query.get("from") or {}).get("id")
-        return str(chat) if chat is not None else None
+        return None
 
     # ------------------------------------------------------------------ out
     def render(self, incoming: Incoming, reply: Outgoing) -> list[dict]:
@@ -169,11 +229,14 @@ class TelegramChannel:
                 await asyncio.sleep(5)
                 continue
             for update in updates:
-                raw = update.to_dict()
-                user = self.user_of(raw)
-                if user is not None:
-                    await hub.receive(self.name, str(update.update_id), user, raw)
                 offset = update.update_id + 1
+                try:
+                    incoming = self.parse(update.to_dict())
+                except BadPayload as exc:
+                    log.warning("telegram: update %d ignored: %s", update.update_id, exc)
+                    continue
+                if incoming is not None:
+                    await hub.receive(incoming, str(update.update_id))
 
 
 def mount_telegram(app: FastAPI) -> None:
@@ -189,11 +252,16 @@ def mount_telegram(app: FastAPI) -> None:
             return JSONResponse({"detail": "Forbidden."}, status_code=403)
         try:
             raw = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"detail": "The body is not JSON."}, status_code=400)
-        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
-            return JSONResponse({"detail": "Not a Telegram update (no update_id)."}, status_code=400)
-        user = TelegramChannel.user_of(raw)
-        if user is not None:
-            await hub.receive("telegram", str(raw["update_id"]), user, raw)
+        channel: TelegramChannel = hub.channels["telegram"]  # type: ignore[assignment]
+        try:
+            incoming = channel.parse(raw)
+        except BadPayload as exc:
+            log.warning("telegram: webhook payload refused: %s", exc)
+            return JSONResponse({"detail": "Not a Telegram update."}, status_code=400)
+        if incoming is None:
+            log.debug("telegram: update %s needs no answer", raw.get("update_id"))
+        else:
+            await hub.receive(incoming, str(raw["update_id"]))
         return JSONResponse({"ok": True})

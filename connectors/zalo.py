@@ -1,11 +1,14 @@
 """Zalo Official Account: a signed webhook in, the v3 customer-service message API out.
 
 POST /zalo/webhook checks ``X-ZEvent-Signature: mac=<hex>``, where hex is the plain SHA-256 of
-app_id + raw body + timestamp + OA secret key (compared in constant time; 403 when it does not match), stores the
-event in the inbox de-duplicated on ``message.msg_id``, answers 200 at once and lets the hub answer in the
-background. Replies go to POST {zalo_api_url}/v3.0/oa/message/cs with the ``access_token`` header; on error -216
-(token expired) the token is refreshed once with the rotating refresh token, both new tokens are stored in the
-database, and the send is retried. Zalo has no buttons in plain text messages: options become numbered lines and
+app_id + raw body + timestamp + OA secret key (compared in constant time; 403 when it does not match), then the
+event's ``timestamp``: one missing, not a number or more than zalo_timestamp_window_s away from this server's clock
+is a replay and gets 400. An event it answers must have the documented shape (400 otherwise); what the hub needs
+of it — the sender id, the text cut at max_input_chars + 1 and masked — goes to the inbox, de-duplicated on
+``message.msg_id``, and the webhook answers 200 at once while the hub answers in the background. Replies go to
+POST {zalo_api_url}/v3.0/oa/message/cs with the ``access_token`` header; on error -216 (token expired) the token is
+refreshed once with the rotating refresh token, both new tokens are stored in the database encrypted
+(bot.keys.TokenCipher), and the send is retried. Zalo has no buttons in plain text messages: options become numbered lines and
 the citizen answers with the number.
 """
 
@@ -16,13 +19,17 @@ import hashlib
 import json
 import logging
 import secrets
+import time
+from typing import Annotated
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from bot.config import Settings
-from connectors.core import ChannelHub, ChannelStore, DeliveryError, Incoming, Outgoing, split_text
+from bot.keys import TokenCipher
+from connectors.core import BadPayload, ChannelHub, ChannelStore, DeliveryError, Incoming, Outgoing, split_text
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,31 @@ RETRYABLE_ERRORS = {-32, -50, -201}  # rate limited / server busy: worth another
 UNSUPPORTED_EVENTS = {"user_send_image", "user_send_sticker", "user_send_gif", "user_send_audio",
                       "user_send_video", "user_send_file", "user_send_location", "user_send_link",
                       "user_send_business_card"}
+ANSWERED_EVENTS = UNSUPPORTED_EVENTS | {"user_send_text", "follow"}
+
+# ---------------------------------------------------------------------------------------------- what is read
+# Of an event this connector answers, only these fields, strictly typed; ids are short strings of id characters.
+ZaloId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ZaloUser(_Model):
+    id: ZaloId
+
+
+class ZaloMessage(_Model):
+    text: Annotated[str, Field(strict=True)] | None = None
+    msg_id: Annotated[str, Field(strict=True, max_length=128)] | None = None
+
+
+class ZaloEvent(_Model):
+    event_name: Annotated[str, Field(strict=True, max_length=64)]
+    sender: ZaloUser | None = None
+    follower: ZaloUser | None = None  # a follow event names the follower instead of a sender
+    message: ZaloMessage | None = None
 
 
 def signature(app_id: str, body: bytes, timestamp: str, oa_secret: str) -> str:
@@ -47,12 +79,16 @@ class ZaloChannel:
         if missing:
             raise ValueError("Zalo needs " + ", ".join("VNA_" + n.upper() for n in missing))
         self.settings = settings
-        self.store = store
+        # the rotating tokens are stored encrypted with the deployment's key (bot.keys)
+        self.store = store if store.cipher is not None else ChannelStore(store.db, TokenCipher(settings))
         self.client: httpx.AsyncClient | None = None
         self._refresh_lock = asyncio.Lock()
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(timeout=self.settings.channel_timeout_s)
+        encrypted = await asyncio.to_thread(self.store.encrypt_stored_tokens, self.name)
+        if encrypted:
+            log.info("zalo: %d tokens stored in plaintext by an older version are now encrypted", encrypted)
 
     async def stop(self) -> None:
         if self.client is not None:
@@ -96,37 +132,71 @@ class ZaloChannel:
         return self.client
 
     # ------------------------------------------------------------------ in
-    def verify(self, body: bytes, header: str | None) -> bool:
+    def verify(self, body: bytes, header: str | None) -> dict | None:
+        """The event, when ``header`` signs ``body``; None otherwise (a body that is not a JSON object cannot be
+        verified: the signature covers the body's own timestamp)."""
         if not header or not header.startswith("mac="):
-            return False
-        try:
-            timestamp = str(json.loads(body).get("timestamp", ""))
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            return False
-        expected = signature(self.settings.zalo_app_id, body, timestamp,
-                             self.settings.zalo_oa_secret.get_secret_value())
-        return secrets.compare_digest(header.removeprefix("mac=").strip().lower().encode(), expected.encode())
-
-    def parse(self, raw: dict) -> Incoming | None:
-        event = raw.get("event_name")
-        user = str((raw.get("sender") or {}).get("id") or "")
-        if not user:
             return None
-        if event == "user_send_text":
-            return Incoming(self.name, user, text=str((raw.get("message") or {}).get("text") or ""))
-        if event in UNSUPPORTED_EVENTS:
-            return Incoming(self.name, user, kind="unsupported")
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+        if not isinstance(raw, dict):
+            return None
+        timestamp = raw.get("timestamp", "")
+        expected = signature(self.settings.zalo_app_id, body, str(timestamp) if timestamp is not None else "",
+                             self.settings.zalo_oa_secret.get_secret_value())
+        given = header.removeprefix("mac=").strip().lower()
+        if not secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
+            return None
+        return raw
+
+    def stale(self, raw: dict, now: float | None = None) -> str | None:
+        """Why the event's ``timestamp`` (milliseconds) is refused — missing, not a number, or outside
+        ±zalo_timestamp_window_s of this server's clock (a replay of a captured event) — else None."""
+        value = raw.get("timestamp")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return "no timestamp"
+        if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 16):
+            return "the timestamp is not a number"
+        skew = abs((time.time() if now is None else now) - int(value) / 1000)
+        if skew > self.settings.zalo_timestamp_window_s:
+            return f"the timestamp is {skew:.0f} s away from this server's clock"
+        return None
+
+    def parse(self, raw: object) -> Incoming | None:
+        """The citizen's message in an event (validated: BadPayload when an event this connector answers is not
+        the documented shape), None for an event that needs no answer. Only the sender id and the (cut) text are
+        read; whatever else the event carries (names, shared contacts, locations, submitted forms) is not."""
+        if not isinstance(raw, dict):
+            raise BadPayload("not a Zalo event")
+        event = raw.get("event_name")
+        if not isinstance(event, str):
+            raise BadPayload("no event_name")
+        if event not in ANSWERED_EVENTS:
+            return None  # the OA's own messages echoed back, seen receipts, unfollow, forms, …
+        try:
+            parsed = ZaloEvent.model_validate(raw)
+        except ValidationError as exc:
+            raise BadPayload(f"not a Zalo {event} event ({exc.error_count()} problems)") from None
         if event == "follow":
-            return Incoming(self.name, user, text="xin chào")
-        return None  # the OA's own messages echoed back, seen receipts, unfollow, …
+            who = parsed.follower or parsed.sender
+            if who is None:
+                raise BadPayload("a follow event without its follower")
+            return Incoming(self.name, who.id, text="xin chào")
+        if parsed.sender is None:
+            raise BadPayload(f"a {event} event without its sender")
+        if event == "user_send_text":
+            text = (parsed.message.text if parsed.message is not None else None) or ""
+            return Incoming(self.name, parsed.sender.id, text=text[:self.settings.max_input_chars + 1])
+        return Incoming(self.name, parsed.sender.id, kind="unsupported")
 
     @staticmethod
-    def message_id(raw: dict) -> str:
-        msg_id = (raw.get("message") or {}).get("msg_id")
-        if msg_id:
-            return str(msg_id)
-        sender = (raw.get("sender") or {}).get("id")
-        return f"{raw.get('event_name')}:{sender}:{raw.get('timestamp')}"
+    def message_id(raw: dict, incoming: Incoming) -> str:
+        msg_id = (raw.get("message") or {}).get("msg_id") if isinstance(raw.get("message"), dict) else None
+        if isinstance(msg_id, str) and msg_id:
+            return msg_id[:128]
+        return f"{raw.get('event_name')}:{incoming.user_id}:{raw.get('timestamp')}"[:128]
 
     # ------------------------------------------------------------------ out
     def render(self, incoming: Incoming, reply: Outgoing) -> list[dict]:
@@ -165,13 +235,21 @@ def mount_zalo(app: FastAPI) -> None:
             return JSONResponse({"detail": "Zalo is not configured on this server."}, status_code=404)
         channel: ZaloChannel = hub.channels["zalo"]  # type: ignore[assignment]
         body = await request.body()
-        if not channel.verify(body, request.headers.get("x-zevent-signature")):
+        raw = channel.verify(body, request.headers.get("x-zevent-signature"))
+        if raw is None:
             log.warning("zalo: webhook with a missing or wrong signature refused")
             return JSONResponse({"detail": "Forbidden."}, status_code=403)
-        raw = json.loads(body)  # verify() parsed it already
-        if not isinstance(raw, dict):
+        why = channel.stale(raw)
+        if why is not None:  # signed, but not now: a replay (as Rasa's Slack channel refuses old requests)
+            log.warning("zalo: webhook event refused: %s", why)
+            return JSONResponse({"detail": "Stale or missing timestamp."}, status_code=400)
+        try:
+            incoming = channel.parse(raw)
+        except BadPayload as exc:
+            log.warning("zalo: webhook event refused: %s", exc)
             return JSONResponse({"detail": "Not a Zalo event."}, status_code=400)
-        user = str((raw.get("sender") or {}).get("id") or "")
-        if user and channel.parse(raw) is not None:
-            await hub.receive("zalo", ZaloChannel.message_id(raw), user, raw)
+        if incoming is None:
+            log.debug("zalo: %s event needs no answer", raw.get("event_name"))
+        else:
+            await hub.receive(incoming, ZaloChannel.message_id(raw, incoming))
         return JSONResponse({"error": 0})

@@ -9,6 +9,7 @@ refresh tokens. Both record what they received, and can be told to fail, to test
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -63,6 +64,7 @@ class Peer:
     calls: list[tuple[str, dict]] = field(default_factory=list)
     fail_next: int = 0  # answer this many sends with an HTTP 502
     down: bool = False  # answer every send with an HTTP 502
+    slow_s: float = 0.0  # a failing send answers after this long (an outage that hangs rather than refuses)
     lock: threading.Lock = field(default_factory=threading.Lock)
     delivered: dict[str, int] = field(default_factory=dict)  # messages delivered per recipient (O(1) to poll)
     url: str = ""  # where it listens, once served
@@ -77,6 +79,7 @@ class Peer:
             self.delivered.clear()
             self.fail_next = 0
             self.down = False
+            self.slow_s = 0.0
 
     def should_fail(self) -> bool:
         with self.lock:
@@ -110,6 +113,7 @@ def telegram_bot_api(peer: TelegramPeer) -> FastAPI:
             except (TypeError, ValueError):
                 params[key] = value
         if method == "sendMessage" and peer.should_fail():
+            await asyncio.sleep(peer.slow_s)
             with peer.lock:
                 peer.calls.append(("sendMessage:failed", params))
             return JSONResponse({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status_code=502)
@@ -170,6 +174,12 @@ class ZaloPeer(Peer):
     access_token: str = "access-1"  # the only access token the message API accepts
     refresh_token: str = "refresh-1"  # the only refresh token the OAuth API accepts (it rotates)
     generation: int = 1
+    refused: set[str] = field(default_factory=set)  # users Zalo will not let the OA message (error -230)
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.refused.clear()
 
     def expire(self) -> None:
         """Expire the current access token (a refresh gives a new one)."""
@@ -187,7 +197,10 @@ def zalo_api(peer: ZaloPeer) -> FastAPI:
         with peer.lock:
             peer.calls.append(("send_attempt", {"token": token, **body}))
         if peer.should_fail():
+            await asyncio.sleep(peer.slow_s)
             return JSONResponse({"error": -1, "message": "Service unavailable"}, status_code=503)
+        if str((body.get("recipient") or {}).get("user_id")) in peer.refused:
+            return JSONResponse({"error": -230, "message": "User has not interacted with the OA in the last 7 days"})
         if token != peer.access_token:
             return JSONResponse({"error": -216, "message": "Access token is invalid"})
         text = ((body.get("message") or {}).get("text")) or ""

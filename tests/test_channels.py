@@ -7,20 +7,26 @@ keyboard, how often, and what survives an outage or a restart.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
+import random
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy import update as sql_update
 
 from bot.api import create_app
 from bot.config import Settings
+from bot.keys import TokenCipher
+from bot.schema import channel_inbox, channel_outbox, channel_tokens, turns
 from bot.service import Assistant
-from connectors.core import ChannelStore, Incoming, Option, Outgoing, split_text
+from connectors.core import ChannelHub, ChannelStore, Incoming, Option, Outgoing, split_text
 from connectors.telegram import MESSAGE_LIMIT, TelegramChannel
 from tests.channel_peers import TelegramPeer, ZaloPeer, configured, wait_for
 
@@ -31,7 +37,9 @@ ids = itertools.count(1000)
 
 @pytest.fixture(scope="module")
 def channel_settings(settings: Settings, tg_peer: TelegramPeer, zalo_peer: ZaloPeer) -> Settings:
-    return configured(settings, tg_peer, zalo_peer, TG_SECRET, OA_SECRET)
+    # the production default of the per-user limit (the session's test settings lift every limit)
+    return configured(settings, tg_peer, zalo_peer, TG_SECRET, OA_SECRET).model_copy(
+        update={"rate_limit_channel_user": "10/10second;30/minute"})
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +113,14 @@ def test_telegram_options_are_an_inline_keyboard_and_a_press_chooses(app: TestCl
 
 
 def test_stored_webhook_payloads_are_masked(app: TestClient, tg_peer: TelegramPeer, assistant: Assistant) -> None:
-    from sqlalchemy import select
-
-    from bot.schema import channel_inbox
-
     tg_post(app, tg_message(5010, "đổi cccd 001203004567 ở đâu, gọi 0912345678"))
     wait_for(lambda: sent_to(tg_peer, 5010), what="the answer")
     with assistant.store.db.connect() as conn:
         stored = [r[0] for r in conn.execute(select(channel_inbox.c.payload)
                                              .where(channel_inbox.c.user_id == "5010")).all()]
     assert stored and "001203004567" not in stored[0] and "0912345678" not in stored[0]
-    assert "[số giấy tờ]" in stored[0] and '"id": 5010' in stored[0]  # the chat id is kept: it is the address
+    assert "[số giấy tờ]" in stored[0] and "[số điện thoại]" in stored[0]
+    assert "Lan" not in stored[0]  # the sender's name is not kept; the chat id is, as the row's address (user_id)
 
 
 def test_telegram_redelivered_update_is_answered_once(app: TestClient, tg_peer: TelegramPeer) -> None:
@@ -285,8 +290,8 @@ def test_zalo_options_are_numbered_and_a_number_chooses(app: TestClient, zalo_pe
     assert "lưu động" in answers[0]
 
 
-def test_zalo_expired_token_is_refreshed_once_and_rotated(app: TestClient, zalo_peer: ZaloPeer,
-                                                          assistant: Assistant) -> None:
+def test_zalo_expired_token_is_refreshed_once_rotated_and_stored_encrypted(
+        app: TestClient, zalo_peer: ZaloPeer, assistant: Assistant, channel_settings: Settings) -> None:
     token_before = zalo_peer.access_token
     zalo_peer.expire()
     refresh_before = zalo_peer.refresh_token
@@ -296,8 +301,15 @@ def test_zalo_expired_token_is_refreshed_once_and_rotated(app: TestClient, zalo_
     assert len(refreshes) == 1 and refreshes[0]["refresh_token"] == refresh_before
     attempts = [p["token"] for p in zalo_peer.of("send_attempt") if p["recipient"]["user_id"] == "z-4"]
     assert attempts == [token_before, zalo_peer.access_token] and token_before != zalo_peer.access_token
-    store = ChannelStore(assistant.store.db)
+    store = ChannelStore(assistant.store.db, TokenCipher(channel_settings))
     assert store.token("zalo", "refresh_token") == zalo_peer.refresh_token != refresh_before
+    with assistant.store.db.connect() as conn:  # at rest, neither token is readable
+        stored = dict(conn.execute(select(channel_tokens.c.name, channel_tokens.c.value)
+                                   .where(channel_tokens.c.channel == "zalo")).all())
+    assert set(stored) == {"access_token", "refresh_token"}
+    assert all(v.startswith("enc:") for v in stored.values())
+    assert not {zalo_peer.access_token, zalo_peer.refresh_token} & {v for s in stored.values() for v in s.split(":")}
+    assert zalo_peer.refresh_token not in "".join(stored.values())
     # the next message uses the stored token straight away
     zalo_post(app, zalo_event("z-4", "mất bao lâu"))
     wait_for(lambda: zalo_sent(zalo_peer, "z-4")[1:], what="the follow-up")
@@ -331,8 +343,6 @@ def test_zalo_bad_input_does_not_crash(app: TestClient, zalo_peer: ZaloPeer) -> 
 
 
 def test_channels_record_their_conversations(app: TestClient, assistant: Assistant) -> None:
-    from sqlalchemy import select
-
     from bot.conversation import conversations
 
     with assistant.store.db.connect() as conn:
@@ -373,3 +383,394 @@ def test_zalo_partial_configuration_is_a_clear_error(settings: Settings, assista
 def test_zalo_oversized_body_is_refused(app: TestClient) -> None:
     event = zalo_event("z-8", "x" * 70_000)
     assert zalo_post(app, event).status_code == 413
+
+
+# ------------------------------------------------------------------------------------------------ hostile webhooks
+
+
+def stored_inbox(assistant: Assistant, user_id: str) -> list[str]:
+    with assistant.store.db.connect() as conn:
+        return [r[0] for r in conn.execute(select(channel_inbox.c.payload)
+                                           .where(channel_inbox.c.user_id == user_id)).all()]
+
+
+def tg_with(message: dict) -> dict:
+    return {"update_id": next(ids), "message": message}
+
+
+def base_message(chat: object = 5200) -> dict:
+    return {"message_id": next(ids), "date": int(time.time()), "chat": {"id": chat, "type": "private"},
+            "text": "lệ phí khai sinh"}
+
+
+@pytest.mark.parametrize("update", [
+    pytest.param(tg_with({**base_message(), "chat": "5200"}), id="chat-is-a-string"),
+    pytest.param(tg_with({**base_message(), "chat": {"type": "private"}}), id="chat-without-id"),
+    pytest.param(tg_with(base_message(2**70)), id="huge-chat-id"),
+    pytest.param(tg_with(base_message(True)), id="chat-id-is-a-boolean"),
+    pytest.param(tg_with(base_message("5200")), id="chat-id-is-a-string"),
+    pytest.param(tg_with({**base_message(), "text": 12345}), id="text-is-a-number"),
+    pytest.param(tg_with({**base_message(), "text": {"vi": "lệ phí"}}), id="text-is-an-object"),
+    pytest.param(tg_with({**base_message(), "message_id": None}), id="message-id-null"),
+    pytest.param({"update_id": "7", "message": base_message()}, id="update-id-is-a-string"),
+    pytest.param({"update_id": 10**30, "message": base_message()}, id="huge-update-id"),
+    pytest.param({"update_id": -1, "message": base_message()}, id="negative-update-id"),
+    pytest.param({"update_id": 8, "message": [base_message()]}, id="message-is-an-array"),
+    pytest.param({"update_id": 9, "message": "lệ phí khai sinh"}, id="message-is-a-string"),
+    pytest.param({"update_id": 10, "callback_query": {"id": "q", "data": "1", "from": None}}, id="press-without-from"),
+    pytest.param({"update_id": 11, "callback_query": {"id": ["q"], "data": "1", "from": {"id": 5200}}},
+                 id="press-id-is-an-array"),
+    pytest.param({"update_id": 12, "callback_query": {"id": "q", "data": {"x": 1}, "from": {"id": 5200}}},
+                 id="press-data-is-an-object"),
+])
+def test_telegram_malformed_updates_get_400_and_are_not_stored(app: TestClient, tg_peer: TelegramPeer,
+                                                               assistant: Assistant, update: dict) -> None:
+    r = tg_post(app, update)
+    assert r.status_code == 400 and r.json() == {"detail": "Not a Telegram update."}
+    assert stored_inbox(assistant, "5200") == []
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b'{"update_id": 1, "message": ' + b"[" * 100_00 + b"]" * 100_00 + b"}", id="nested-20k-deep"),
+    pytest.param(b'{"update_id": ' + b"9" * 5000 + b"}", id="5000-digit-number"),
+    pytest.param(b'{"update_id": 1, "message": {"chat": {"id": 1e400}}}', id="infinite-float"),
+    pytest.param(b'"just a string"', id="json-string"),
+    pytest.param(b"null", id="json-null"),
+])
+def test_telegram_hostile_json_gets_400(app: TestClient, body: bytes) -> None:
+    r = tg_post(app, body)
+    assert r.status_code == 400, r.text
+    assert app.get("/health").status_code == 200
+
+
+def test_telegram_edits_and_service_updates_are_answered_200_and_ignored(app: TestClient, tg_peer: TelegramPeer,
+                                                                        assistant: Assistant) -> None:
+    edited = {"update_id": next(ids), "edited_message": {**base_message(5201), "edit_date": int(time.time())}}
+    joined = tg_with({"message_id": next(ids), "date": int(time.time()), "chat": {"id": 5201, "type": "group"},
+                      "new_chat_members": [{"id": 1, "is_bot": False, "first_name": "An"}]})
+    for update in (edited, joined):
+        assert tg_post(app, update).status_code == 200
+    time.sleep(1.0)
+    assert sent_to(tg_peer, 5201) == [] and stored_inbox(assistant, "5201") == []
+
+
+def zalo_signed(client: TestClient, event: object, secret: str = OA_SECRET, timestamp: str | None = None):  # noqa: ANN201
+    """POST ``event`` signed as Zalo signs: the timestamp in the MAC is the body's own (``timestamp`` overrides
+    what is hashed, for bodies without one)."""
+    body = json.dumps(event, ensure_ascii=False).encode()
+    stamp = timestamp if timestamp is not None else str(event.get("timestamp", "")) if isinstance(event, dict) else ""
+    mac = hashlib.sha256(b"1234567890" + body + stamp.encode() + secret.encode()).hexdigest()
+    return client.post("/zalo/webhook", content=body,
+                       headers={"X-ZEvent-Signature": f"mac={mac}", "Content-Type": "application/json"})
+
+
+def now_ms(offset_s: float = 0.0) -> str:
+    return str(int((time.time() + offset_s) * 1000))
+
+
+@pytest.mark.parametrize("stamp", [
+    pytest.param(lambda: now_ms(-600), id="ten-minutes-old"),
+    pytest.param(lambda: now_ms(+600), id="ten-minutes-ahead"),
+    pytest.param(lambda: "1500000000000", id="captured-in-2017"),
+    pytest.param(lambda: "", id="empty"),
+    pytest.param(lambda: "mười giờ", id="words"),
+    pytest.param(lambda: "1.7e12", id="float-notation"),
+    pytest.param(lambda: "9" * 40, id="forty-digits"),
+    pytest.param(lambda: None, id="missing"),
+])
+def test_zalo_events_outside_the_time_window_are_refused(app: TestClient, zalo_peer: ZaloPeer,
+                                                         assistant: Assistant, stamp) -> None:  # noqa: ANN001
+    event = zalo_event("z-ts", "lệ phí khai sinh")
+    value = stamp()  # when the test runs, not when it is collected
+    if value is None:
+        del event["timestamp"]
+    else:
+        event["timestamp"] = value
+    r = zalo_signed(app, event)
+    assert r.status_code == 400 and r.json() == {"detail": "Stale or missing timestamp."}
+    assert stored_inbox(assistant, "z-ts") == []
+
+
+def test_zalo_event_inside_the_window_is_answered(app: TestClient, zalo_peer: ZaloPeer) -> None:
+    event = zalo_event("z-ts-ok", "lệ phí khai sinh")
+    event["timestamp"] = now_ms(-240)  # four minutes on the way: Zalo retries, clocks drift
+    assert zalo_signed(app, event).status_code == 200
+    wait_for(lambda: zalo_sent(zalo_peer, "z-ts-ok"), what="the answer")
+    forged = {**zalo_event("z-ts-ok", "lệ phí khai sinh"), "timestamp": now_ms(-240)}
+    assert zalo_signed(app, forged, timestamp=now_ms()).status_code == 403  # the MAC covers the body's timestamp
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({"sender": None}, id="sender-is-null"),
+    pytest.param({"sender": "z-bad"}, id="sender-is-a-string"),
+    pytest.param({"sender": {}}, id="sender-without-id"),
+    pytest.param({"sender": {"id": {"id": "z-bad"}}}, id="sender-id-is-an-object"),
+    pytest.param({"sender": {"id": "9" * 500}}, id="huge-sender-id"),
+    pytest.param({"sender": {"id": "z bad\n<script>"}}, id="sender-id-with-markup"),
+    pytest.param({"message": [{"text": "lệ phí"}]}, id="message-is-an-array"),
+    pytest.param({"message": {"text": 42, "msg_id": "m-42"}}, id="text-is-a-number"),
+    pytest.param({"message": {"text": "lệ phí", "msg_id": ["m"]}}, id="msg-id-is-an-array"),
+    pytest.param({"event_name": 7}, id="event-name-is-a-number"),
+    pytest.param({"event_name": None}, id="event-name-is-null"),
+])
+def test_zalo_malformed_events_get_400_and_are_not_stored(app: TestClient, zalo_peer: ZaloPeer,
+                                                          assistant: Assistant, change: dict) -> None:
+    event = {**zalo_event("z-bad", "lệ phí khai sinh"), **change}
+    r = zalo_signed(app, event)
+    assert r.status_code == 400 and r.json() == {"detail": "Not a Zalo event."}
+    assert stored_inbox(assistant, "z-bad") == []
+
+
+def test_zalo_signed_bodies_that_are_not_objects_are_refused(app: TestClient) -> None:
+    for body in ([1, 2], "lệ phí", None, 12):
+        assert zalo_signed(app, body).status_code == 403  # no timestamp of its own: nothing to verify
+    deep = b'{"timestamp": "1", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    mac = hashlib.sha256(b"1234567890" + deep + b"1" + OA_SECRET.encode()).hexdigest()
+    r = app.post("/zalo/webhook", content=deep, headers={"X-ZEvent-Signature": f"mac={mac}"})
+    assert r.status_code in (400, 403)  # too deep to parse (403), or parsed and stale (400): never a 500
+
+
+def test_zalo_events_it_does_not_answer_are_200_whatever_their_shape(app: TestClient, zalo_peer: ZaloPeer,
+                                                                     assistant: Assistant) -> None:
+    for event in ({**zalo_event("z-other", None, event="user_submit_info"),
+                   "info": {"name": "Nguyễn Văn An", "phone": "0987654329", "address": "12 Lê Lợi"}},
+                  {**zalo_event("z-other", None, event="oa_send_text"), "sender": None},
+                  {**zalo_event("z-other", None, event="user_seen_message"), "message": ["x"]}):
+        assert zalo_signed(app, event).status_code == 200
+    time.sleep(1.0)
+    assert zalo_sent(zalo_peer, "z-other") == [] and stored_inbox(assistant, "z-other") == []
+
+
+def test_zalo_follow_event_names_the_follower(app: TestClient, zalo_peer: ZaloPeer) -> None:
+    follow = {"app_id": "1234567890", "oa_id": "oa-1", "event_name": "follow", "source": "oa_profile",
+              "follower": {"id": "z-follow"}, "user_id_by_app": "app-z-follow", "timestamp": now_ms()}
+    assert zalo_signed(app, follow).status_code == 200
+    [greeting] = wait_for(lambda: zalo_sent(zalo_peer, "z-follow"), what="the greeting")
+    assert greeting.strip()
+
+
+# ------------------------------------------------------------------------------------------------ privacy
+
+
+def test_inbox_and_outbox_keep_no_contact_name_username_or_phone(app: TestClient, tg_peer: TelegramPeer,
+                                                                 zalo_peer: ZaloPeer, assistant: Assistant) -> None:
+    person = {"id": 5300, "is_bot": False, "first_name": "Mai", "last_name": "Trần Thị", "username": "maitran_bd88",
+              "language_code": "vi"}
+    chat = {"id": 5300, "type": "private", "first_name": "Mai", "last_name": "Trần Thị", "username": "maitran_bd88"}
+
+    def message(**content: object) -> dict:
+        return tg_with({"message_id": next(ids), "date": int(time.time()), "from": person, "chat": chat, **content})
+
+    contact = message(contact={"phone_number": "+84987654322", "first_name": "Hoàng Văn", "last_name": "Khải",
+                               "user_id": 5399, "vcard": "BEGIN:VCARD\nTEL:+84987654322\nEND:VCARD"})
+    location = message(location={"latitude": 10.980512, "longitude": 106.674321})
+    text = message(text="Tôi là Mai, số 0987654321, cccd 074188001234, hỏi làm lại căn cước")
+    for update in (contact, location, text):
+        assert tg_post(app, update).status_code == 200
+    wait_for(lambda: len(sent_to(tg_peer, 5300)) >= 3, what="three answers")
+
+    zalo_peer.refused.add("z-private")  # Zalo refuses the OA's messages to this user: the replies fail for good
+    zalo_post(app, {**zalo_event("z-private", "đăng ký kết hôn, gọi tôi 0987654323 hoặc mai.tran@gmail.com"),
+                    "user_id_by_app": "app-z-private"})
+    hub: ChannelHub = app.app.state.hub
+    staff = "Cán bộ Nguyễn Văn Bình sẽ gọi lại số 0987654323 của bạn"
+    app.portal.call(hub.send_text, "zalo", "z-private", staff)
+    store = ChannelStore(assistant.store.db)
+    wait_for(lambda: (rows := [r for r in store.outbox_rows("zalo") if r["user_id"] == "z-private"])
+             and len(rows) >= 2 and all(r["status"] == "failed" for r in rows), what="the failed Zalo replies")
+
+    with assistant.store.db.connect() as conn:
+        everything = "\n".join(str(tuple(row)) for table in (channel_inbox, channel_outbox)
+                               for row in conn.execute(select(table)).all())
+    for secret in ("0987654321", "0987654322", "84987654322", "987654322", "0987654323", "074188001234",
+                   "maitran_bd88", "Trần Thị", "Hoàng Văn", "Khải", "VCARD", "10.980512", "106.674321",
+                   "mai.tran@gmail.com", "app-z-private"):
+        assert secret not in everything, secret
+    assert "[số điện thoại]" in everything and "[email]" in everything  # the words are kept, masked
+
+
+def test_raw_rows_of_an_older_version_are_rewritten_at_start(channel_settings: Settings, assistant: Assistant,
+                                                             tg_peer: TelegramPeer) -> None:
+    """Before this version the inbox kept the platform's payload: a restart rewrites those rows (a done row
+    keeps nothing; an unanswered one keeps its masked text, and is still answered)."""
+    now = time.time()
+    old_done = tg_message(5310, "hỏi căn cước", contact={"phone_number": "0987654324", "first_name": "Lộc"})
+    old_pending = tg_message(5311, "lệ phí làm lại căn cước, số tôi 0987654325")
+    with assistant.store.db.begin() as conn:
+        for update, status in ((old_done, "done"), (old_pending, "received")):
+            conn.execute(insert(channel_inbox).values(
+                channel="telegram", message_id=f"old-{update['update_id']}", user_id=str(update["message"]["chat"]["id"]),
+                payload=json.dumps(update, ensure_ascii=False), status=status, attempts=0, created_at=now,
+                updated_at=now))
+
+    async def restart() -> None:
+        hub = ChannelHub(assistant, channel_settings, [TelegramChannel(channel_settings)])
+        await hub.start()
+        for _ in range(300):
+            if sent_to(tg_peer, 5311):
+                break
+            await asyncio.sleep(0.1)
+        await hub.stop()
+
+    asyncio.run(restart())
+    assert "căn cước" in sent_to(tg_peer, 5311)[0]["text"].lower()
+    stored = stored_inbox(assistant, "5310") + stored_inbox(assistant, "5311")
+    assert len(stored) == 2 and all(json.loads(s)["v"] == 2 for s in stored)
+    assert not any(x in "".join(stored) for x in ("0987654324", "0987654325", "Lộc", "Lan"))
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+def test_plaintext_tokens_of_an_older_version_are_encrypted_and_still_refresh(
+        app: TestClient, zalo_peer: ZaloPeer, assistant: Assistant, channel_settings: Settings) -> None:
+    from connectors.zalo import ZaloChannel
+
+    with assistant.store.db.begin() as conn:  # as an older version left them
+        conn.execute(delete(channel_tokens).where(channel_tokens.c.channel == "zalo"))
+        for name, value in (("access_token", zalo_peer.access_token), ("refresh_token", zalo_peer.refresh_token)):
+            conn.execute(insert(channel_tokens).values(channel="zalo", name=name, value=value, updated_at=time.time()))
+    store = ChannelStore(assistant.store.db, TokenCipher(channel_settings))
+    assert store.token("zalo", "refresh_token") == zalo_peer.refresh_token  # plaintext is still read
+
+    channel = ZaloChannel(channel_settings, ChannelStore(assistant.store.db))
+    asyncio.run(channel.start())  # a (re)start encrypts what it finds in plaintext
+    asyncio.run(channel.stop())
+    with assistant.store.db.connect() as conn:
+        values = [v for (v,) in conn.execute(select(channel_tokens.c.value)
+                                             .where(channel_tokens.c.channel == "zalo")).all()]
+    assert len(values) == 2 and all(v.startswith("enc:") for v in values)
+    assert zalo_peer.refresh_token not in "".join(values) and zalo_peer.access_token not in "".join(values)
+
+    refresh_before = zalo_peer.refresh_token
+    zalo_peer.expire()
+    zalo_post(app, zalo_event("z-enc", "lệ phí đăng ký kết hôn"))
+    wait_for(lambda: zalo_sent(zalo_peer, "z-enc"), what="the answer after a refresh")
+    [refresh] = zalo_peer.of("refresh")
+    assert refresh["refresh_token"] == refresh_before  # decrypted from the database, accepted by Zalo
+    assert store.token("zalo", "refresh_token") == zalo_peer.refresh_token != refresh_before
+
+
+# ------------------------------------------------------------------------------------------------ outbox
+
+
+def zalo_rows(users: list[str], next_attempt_at: float, text: str = "Tin nhắn chờ gửi") -> list[dict]:
+    now = time.time()
+    return [{"channel": "zalo", "user_id": u, "status": "pending", "attempts": 0, "next_attempt_at": next_attempt_at,
+             "created_at": now, "updated_at": now,
+             "payload": json.dumps({"recipient": {"user_id": u}, "message": {"text": f"{text} {u}"}},
+                                   ensure_ascii=False)} for u in users]
+
+
+def bulk_enqueue(assistant: Assistant, rows: list[dict]) -> None:
+    with assistant.store.db.begin() as conn:
+        conn.execute(insert(channel_outbox), rows)
+
+
+def retire(assistant: Assistant, prefix: str) -> None:
+    """Take a test's synthetic rows out of the queue (the module's app keeps running)."""
+    with assistant.store.db.begin() as conn:
+        conn.execute(sql_update(channel_outbox).where(channel_outbox.c.user_id.startswith(prefix))
+                     .where(channel_outbox.c.status.in_(("pending", "sending"))).values(status="failed"))
+
+
+def test_a_zalo_outage_with_a_long_queue_does_not_delay_telegram(app: TestClient, tg_peer: TelegramPeer,
+                                                                 zalo_peer: ZaloPeer, assistant: Assistant) -> None:
+    zalo_peer.down, zalo_peer.slow_s = True, 0.2  # Zalo hangs, then fails: 600 sends would take 2 minutes
+    users = [f"q-{i}" for i in range(600)]
+    bulk_enqueue(assistant, zalo_rows(users, time.time()))
+    try:
+        wait_for(lambda: zalo_peer.of("send_attempt"), what="the Zalo sender meeting the outage")
+        tg_post(app, tg_message(5400, "lệ phí đăng ký khai sinh"))
+        [answer] = wait_for(lambda: sent_to(tg_peer, 5400), what="the Telegram answer")
+        zalo_tried = {p["recipient"]["user_id"] for p in zalo_peer.of("send_attempt")}
+        with assistant.store.db.connect() as conn:
+            waiting = conn.execute(select(func.count()).select_from(channel_outbox)
+                                   .where(channel_outbox.c.user_id.startswith("q-"))
+                                   .where(channel_outbox.c.status.in_(("pending", "sending")))).scalar_one()
+    finally:
+        zalo_peer.down, zalo_peer.slow_s = False, 0.0
+        retire(assistant, "q-")
+    assert "khai sinh" in answer["text"].lower()
+    # Telegram answered while Zalo had tried only a few of its queue (it stops a pass at an outage), and nothing
+    # of that queue was lost or given up on
+    assert len(zalo_tried) < 60 and waiting == 600
+
+
+def test_only_due_rows_are_sent_and_a_recipient_keeps_its_order(app: TestClient, zalo_peer: ZaloPeer,
+                                                                 assistant: Assistant) -> None:
+    later = time.time() + 3600
+    # 600 messages waiting for a retry an hour from now (more than any fixed window), then ones due now
+    bulk_enqueue(assistant, zalo_rows([f"nd-{i}" for i in range(600)], later))
+    bulk_enqueue(assistant, zalo_rows(["ord-a"], later, "Thứ nhất"))  # an earlier message still waiting
+    bulk_enqueue(assistant, zalo_rows(["ord-a"], 0, "Thứ hai"))  # due, but must not overtake it
+    bulk_enqueue(assistant, zalo_rows(["ord-b"], 0, "Đúng hạn"))
+    try:
+        wait_for(lambda: zalo_sent(zalo_peer, "ord-b"), what="the due message behind 600 waiting ones")
+        assert zalo_sent(zalo_peer, "ord-a") == []  # same pass as ord-b: the second did not overtake the first
+        with assistant.store.db.begin() as conn:  # the first one's retry time comes
+            conn.execute(sql_update(channel_outbox).where(channel_outbox.c.user_id == "ord-a")
+                         .where(channel_outbox.c.next_attempt_at == later).values(next_attempt_at=0))
+        texts = wait_for(lambda: len(zalo_sent(zalo_peer, "ord-a")) == 2 and zalo_sent(zalo_peer, "ord-a"),
+                         what="both messages, in order")
+        assert texts == ["Thứ nhất ord-a", "Thứ hai ord-a"]
+        assert not any(p["recipient"]["user_id"].startswith("nd-") for p in zalo_peer.of("send_attempt"))
+    finally:
+        retire(assistant, "nd-")
+
+
+def test_retry_delays_grow_with_jitter_under_the_cap_and_honour_retry_after(settings: Settings,
+                                                                           assistant: Assistant) -> None:
+    hub = ChannelHub(assistant, settings.model_copy(update={"outbox_max_backoff_s": 300.0}), [])
+    random.seed(15)
+    for attempts in range(1, 13):
+        samples = [hub.backoff(attempts) for _ in range(200)]
+        full = min(300.0, 2.0 ** (attempts - 1))
+        assert all(full / 2 - 1e-9 <= d <= full + 1e-9 for d in samples), (attempts, min(samples), max(samples))
+        assert len({round(d, 6) for d in samples}) > 100  # spread, not one value for everyone
+    assert 150.0 <= hub.backoff(40) <= 300.0
+    assert hub.backoff(1, retry_after=42) >= 42  # Telegram's RetryAfter: never sooner than asked
+    assert hub.backoff(1, retry_after=10**9) == 3600.0  # nor a hostile eternity
+
+
+# ------------------------------------------------------------------------------------------------ limits
+
+
+def test_a_burst_from_one_telegram_chat_meets_one_short_notice(app: TestClient, tg_peer: TelegramPeer,
+                                                               assistant: Assistant,
+                                                               channel_settings: Settings) -> None:
+    chat = 5500
+    for n in range(40):
+        assert tg_post(app, tg_message(chat, f"lệ phí làm căn cước lần {n + 1}")).status_code == 200
+    limit = 10  # the first window of VNA_RATE_LIMIT_CHANNEL_USER ("10/10second;30/minute")
+    assert channel_settings.rate_limit_channel_user.startswith(f"{limit}/10second")
+    stored = stored_inbox(assistant, str(chat))
+    assert 1 <= len(stored) <= limit
+    wait_for(lambda: len(sent_to(tg_peer, chat)) >= len(stored) + 1, what="the answers and the notice")
+    time.sleep(1.0)
+    texts = [p["text"] for p in sent_to(tg_peer, chat)]
+    notices = [t for t in texts if "gửi nhanh quá" in t.lower()]
+    assert len(notices) == 1 and len(texts) == len(stored) + 1
+    assert notices[0].startswith("Bạn gửi nhanh quá, vui lòng đợi ") and "giây" in notices[0]
+    with assistant.store.db.connect() as conn:
+        turn_count = conn.execute(select(func.count()).select_from(turns)
+                                  .where(turns.c.session_id == f"telegram:{chat}")).scalar_one()
+    assert turn_count == len(stored)  # the refused messages are neither turns nor stored questions
+
+
+def test_channel_user_limits_are_shared_through_redis(settings: Settings, assistant: Assistant,
+                                                      tg_peer: TelegramPeer) -> None:
+    redis_url = "redis://127.0.0.1:6379/0"
+    try:
+        import redis
+
+        redis.Redis.from_url(redis_url, socket_timeout=1).ping()
+    except Exception:  # noqa: BLE001
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    shared = configured(settings, tg_peer, None).model_copy(update={"redis_url": redis_url,
+                                                                    "rate_limit_channel_user": "3/minute"})
+    one, two = (ChannelHub(assistant, shared, [TelegramChannel(shared)]) for _ in range(2))
+    chat = str(random.randrange(10**9, 10**10))  # a fresh counter in the shared store
+    outcomes = [hub._receive(Incoming("telegram", chat, f"câu hỏi {n}"), f"r-{chat}-{n}")
+                for n, hub in enumerate((one, two, one, two))]
+    assert all(isinstance(o, int) for o in outcomes[:3]) and outcomes[3] == "notified"
