@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import (
     create_engine,
@@ -18,11 +19,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import migrate
 from bot.engine import ConversationState, Reply
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
+
+# what ConversationStore.rate did: stored or replaced a rating, or refused it (see its docstring)
+RatingResult = Literal["stored", "replaced", "unknown", "unanswered"]
 
 
 def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -116,14 +121,40 @@ class ConversationStore:
             row["transcript"] = json.loads(row["transcript"])
         return rows
 
-    def rate(self, session_id: str, channel: str, score: int) -> None:
+    def rate(self, session_id: str, channel: str, score: int) -> RatingResult:
+        """Store the citizen's 1–5 rating of a conversation of ``channel``; one per conversation, the last one counts.
+
+        Returns "stored" or "replaced" (a second rating replaces the first, so the CSAT counts citizens, not
+        requests); "unknown" when there is no such conversation in this channel (it is refused: a rating cannot
+        invent a conversation nor rate another channel's), "unanswered" when the conversation has not received a
+        reply yet. Refusals store nothing; callers answer them (HTTP 404/409, a polite line in the dialogue)."""
         if not 1 <= score <= 5:
             raise ValueError(f"a rating is 1..5, not {score}")
-        with self.db.begin() as conn:
-            conn.execute(
-                insert(ratings).values(session_id=session_id, channel=channel, score=score, created_at=time.time(),
-                                       simulated=self._simulated(conn, session_id))
-            )
+        for _attempt in range(3):  # a concurrent first rating of the same conversation won the insert: update it
+            try:
+                with self.db.begin() as conn:
+                    owner = conn.execute(select(conversations.c.channel, conversations.c.simulated)
+                                         .where(conversations.c.session_id == session_id)).first()
+                    if owner is None or owner.channel != channel:
+                        return "unknown"
+                    if conn.execute(select(turns.c.id).where(turns.c.session_id == session_id).limit(1)).first() is None:
+                        return "unanswered"
+                    values = {"channel": channel, "score": score, "created_at": time.time(),
+                              "simulated": bool(owner.simulated)}
+                    if conn.execute(update(ratings).where(ratings.c.session_id == session_id)
+                                    .values(**values)).rowcount:
+                        return "replaced"
+                    conn.execute(insert(ratings).values(session_id=session_id, **values))
+                    return "stored"
+            except IntegrityError:  # the unique index refused a second insert: the transaction is rolled back
+                continue
+        raise RuntimeError(f"the rating of {session_id!r} could not be stored")
+
+    def channel_of(self, session_id: str) -> str | None:
+        """The channel that owns a conversation (the one it started in), or None for a new session id."""
+        with self.db.connect() as conn:
+            return conn.execute(select(conversations.c.channel)
+                                .where(conversations.c.session_id == session_id)).scalar_one_or_none()
 
     @staticmethod
     def _simulated(conn, session_id: str) -> bool:  # noqa: ANN001 - a connection in a transaction

@@ -71,7 +71,7 @@ ratings = Table(
     "ratings",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", String(128), nullable=False, index=True),
+    Column("session_id", String(128), nullable=False, index=True, unique=True),  # one rating per conversation
     Column("channel", String(32), nullable=False),
     Column("score", Integer, nullable=False),  # 1..5
     Column("created_at", Float, nullable=False, index=True),

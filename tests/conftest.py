@@ -1,7 +1,8 @@
 """Shared fixtures: a small index built from real records (a few citizen-facing domains, all plans).
 
 The embedding model is built once per machine into VNA_CACHE_DIR (default ~/.cache/vnassist) and reused;
-the test index and database live in a temporary folder per test session.
+the test index and database live in a temporary folder per test session. ``VNA_TEST_INDEX_FROM=<a var folder of an
+earlier run>`` copies that run's test index instead of building it (a shortcut while iterating; not for CI).
 """
 
 from __future__ import annotations
@@ -30,10 +31,25 @@ TEST_DOMAINS = [
 ]
 
 
+# Abuse limits the shared fixtures never meet: the whole suite comes from one address (testclient / 127.0.0.1) and
+# reuses session ids. Tests of the limits build their own app with strict ones (tests/test_api_limits.py).
+GENEROUS_LIMITS = {
+    "rate_limit_session": "100000/minute",
+    "rate_limit_address": "1000000/minute",
+    "rate_limit_channel_user": "100000/minute",
+    "rate_limit_rating": "100000/minute",
+}
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("var")
-    return Settings(data_dir=data_dir, procedure_domains=TEST_DOMAINS)
+    built = os.environ.get("VNA_TEST_INDEX_FROM")  # a developer's shortcut: reuse the test index of an earlier run
+    if built:
+        import shutil
+
+        shutil.copytree(Path(built) / "index", data_dir / "index")
+    return Settings(data_dir=data_dir, procedure_domains=TEST_DOMAINS, **GENEROUS_LIMITS)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +63,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         VNA_PROCEDURE_DOMAINS=json.dumps(settings.procedure_domains, ensure_ascii=False),
         VNA_CACHE_DIR=str(settings.cache_dir),
         VNA_DIALOGUE="false",  # engine only unless a test turns the dialogue layer on (it loads TensorFlow)
+        **{f"VNA_{name.upper()}": value for name, value in GENEROUS_LIMITS.items()},
     )
 
 

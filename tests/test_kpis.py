@@ -94,6 +94,28 @@ def test_kpis_follow_their_formulas_on_sqlite(tmp_path) -> None:  # noqa: ANN001
     check(store.db)
 
 
+def test_csat_counts_citizens_not_rating_requests(tmp_path) -> None:  # noqa: ANN001
+    """Thirty one-star ratings of one conversation are one dissatisfied citizen; ratings of conversations that
+    do not exist, or that got no reply, are refused and count for nothing."""
+    store = ConversationStore(f"sqlite:///{tmp_path / 'csat.db'}")
+    for session in ("hai-long-1", "hai-long-2", "khong-hai-long"):
+        store.record(session, "web", reply("làm lại căn cước ở đâu", "answered", procedure="1.1"),
+                     ConversationState(procedure="1.1"), 40, procedure="1.1")
+    store.rate("hai-long-1", "web", 5)
+    store.rate("hai-long-2", "web", 4)
+    results = [store.rate("khong-hai-long", "web", 1) for _ in range(30)]
+    assert results[0] == "stored" and set(results[1:]) == {"replaced"}
+    assert store.rate("khong-co-that", "web", 1) == "unknown"
+    assert store.rate("hai-long-1", "zalo", 1) == "unknown"  # another channel cannot rate it
+    with store.db.begin() as conn:
+        conn.execute(conversations.insert().values(session_id="chua-tra-loi", channel="web", state="{}",
+                                                   created_at=T0, updated_at=T0))
+    assert store.rate("chua-tra-loi", "web", 1) == "unanswered"
+    summary = compute_kpis(store.db)["summary"]
+    assert summary["rated_conversations"] == 3 and summary["csat"] == pytest.approx(2 / 3)
+    assert len(store.rating_list()) == 3
+
+
 def test_kpis_on_postgresql() -> None:
     try:
         admin = create_engine(POSTGRES_URL, future=True)
@@ -162,10 +184,11 @@ def test_masking_happens_before_anything_is_stored(client: TestClient, assistant
 
 
 def test_turns_record_procedure_aspect_and_channel(client: TestClient, assistant: Assistant) -> None:
-    client.post("/api/chat", json={"session_id": "ev-1", "text": "lệ phí đăng ký kết hôn", "channel": "web"})
+    session = client.post("/api/session").json()["session_id"]  # the web chat's signed session id
+    client.post("/api/chat", json={"session_id": session, "text": "lệ phí đăng ký kết hôn", "channel": "web"})
     with assistant.store.db.connect() as conn:
         row = conn.execute(text("SELECT channel, procedure, aspect, outcome, simulated FROM turns "
-                                "WHERE session_id = 'ev-1'")).one()
+                                "WHERE session_id = :s"), {"s": session}).one()
     assert row.channel == "web" and row.procedure and row.aspect == "fee" and row.outcome == "answered"
     assert row.simulated in (False, 0)
 
@@ -178,7 +201,8 @@ def loopback_client(settings: Settings, assistant: Assistant) -> Iterator[TestCl
 
 def test_metrics_for_operators(client: TestClient, loopback_client: TestClient, settings: Settings,
                                assistant: Assistant) -> None:
-    loopback_client.post("/api/chat", json={"session_id": "m-1", "text": "làm lại cccd ở đâu", "channel": "web"})
+    session = loopback_client.post("/api/session").json()["session_id"]
+    loopback_client.post("/api/chat", json={"session_id": session, "text": "làm lại cccd ở đâu", "channel": "web"})
     body = loopback_client.get("/metrics").text
     assert "vna_turn_latency_seconds_bucket" in body and 'vna_turns{channel="web",outcome="answered"}' in body
     assert client.get("/metrics").status_code == 403  # not loopback, no token configured

@@ -13,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import current, head, migrate
 from bot.schema import metadata
@@ -70,6 +71,40 @@ def test_postgresql_is_migrated_to_the_code_schema() -> None:
         assert current(scoped) == head()
         assert set(inspect(scoped).get_table_names()) >= {t for t in metadata.tables}
         assert differences(scoped) == []
+    finally:
+        scoped.dispose()
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def _ratings_deduplicated(engine) -> None:  # noqa: ANN001
+    migrate(engine, "0004")
+    with engine.begin() as conn:  # a citizen who rated three times, another once (what /api/rating allowed before)
+        for session, score, at in (("web:a", 5, 1.0), ("web:a", 2, 2.0), ("zalo:7", 4, 3.0), ("web:a", 1, 4.0)):
+            conn.execute(text("INSERT INTO ratings (session_id, channel, score, created_at) VALUES (:s, 'web', :v, :t)"),
+                         {"s": session, "v": score, "t": at})
+    migrate(engine)
+    assert current(engine) == head() and differences(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT session_id, score FROM ratings ORDER BY session_id")).all() == [
+            ("web:a", 1), ("zalo:7", 4)]  # the latest rating of each conversation is the one kept
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO ratings (session_id, channel, score, created_at) VALUES ('web:a', 'web', 5, 5)"))
+
+
+def test_duplicate_ratings_are_reduced_to_the_latest_on_sqlite(tmp_path) -> None:  # noqa: ANN001
+    _ratings_deduplicated(create_engine(f"sqlite:///{tmp_path / 'ratings.db'}", future=True))
+
+
+def test_duplicate_ratings_are_reduced_to_the_latest_on_postgresql() -> None:
+    engine = postgres_engine()
+    schema = f"vna_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    scoped = create_engine(POSTGRES_URL, future=True, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        _ratings_deduplicated(scoped)
     finally:
         scoped.dispose()
         with engine.begin() as conn:

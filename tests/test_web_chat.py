@@ -107,8 +107,10 @@ def ask(page: Page, text: str):  # noqa: ANN201 - a Locator
 
 
 def session_of(page: Page) -> str:
+    """The conversation's id the page keeps: one the server issued (POST /api/session), once it has arrived."""
+    page.wait_for_function(f"() => /^web:/.test(localStorage.getItem('{SESSION_KEY}') || '')")
     session_id = page.evaluate(f"localStorage.getItem('{SESSION_KEY}')")
-    assert isinstance(session_id, str) and session_id
+    assert isinstance(session_id, str) and re.fullmatch(r"web:[A-Za-z0-9_-]{24}\.[A-Za-z0-9_-]{43}", session_id)
     return session_id
 
 
@@ -183,6 +185,44 @@ def test_a_conversation_with_sources_options_and_a_rating(page: Page, server: st
     page.reload()
     expect(page.locator(".msg-greeting")).to_have_count(1)
     expect(page.locator(USER_BUBBLES)).to_have_count(0)
+
+
+def test_a_session_the_server_does_not_accept_is_replaced(page: Page, server: str, assistant) -> None:  # noqa: ANN001
+    """A stored id with a wrong signature (a forged one, or the deployment's secret changed) is refused by the
+    server; the page gets a new one and the question is answered. An id of an older page version (a bare UUID)
+    is dropped with its transcript."""
+    forged = "web:" + "a" * 24 + "." + "b" * 43
+    page.add_init_script(f"""if (!sessionStorage.getItem('seeded')) {{
+        sessionStorage.setItem('seeded', '1');
+        localStorage.setItem('{SESSION_KEY}', '{forged}');
+    }}""")
+    page.goto(server + "/")
+    assert page.evaluate(f"localStorage.getItem('{SESSION_KEY}')") == forged
+    answer = ask(page, "làm lại căn cước ở đâu")
+    expect(answer.get_by_role("link", name=re.compile(r"^Nguồn: ")).first).to_be_visible()
+    session_id = session_of(page)
+    assert session_id != forged
+    assert assistant.store.history(forged) == []
+    assert [h["question"] for h in assistant.store.history(session_id)] == ["làm lại căn cước ở đâu"]
+
+    page.evaluate(f"""localStorage.setItem('{SESSION_KEY}', '0b6f3c7e-8d1a-4c2b-9e5f-1a2b3c4d5e6f');
+                      localStorage.setItem('vna.chat.transcript', JSON.stringify([{{who: 'user', text: 'câu cũ'}}]));""")
+    page.reload()
+    expect(page.locator(".msg-greeting")).to_have_count(1)
+    expect(page.locator(USER_BUBBLES)).to_have_count(0)  # the old conversation's transcript is gone with its id
+    assert session_of(page) not in (session_id, "0b6f3c7e-8d1a-4c2b-9e5f-1a2b3c4d5e6f")
+
+
+def test_too_many_messages_are_explained_with_the_wait(page: Page, server: str) -> None:
+    page.route("**/api/chat", lambda route: route.fulfill(status=429, headers={"Retry-After": "7"},
+                                                          json={"detail": "Bạn gửi quá nhiều yêu cầu"}))
+    page.goto(server + "/")
+    page.locator("#input").fill("đăng ký khai sinh cho con")
+    page.locator("#input").press("Enter")
+    error = page.locator("#log .msg-error")
+    expect(error).to_contain_text("đợi 7 giây")
+    expect(error.get_by_role("button", name="Thử lại")).to_be_visible()
+    expect(page.locator("#input")).to_have_value("đăng ký khai sinh cho con")
 
 
 def test_a_rating_request_from_the_bot_is_a_star_control(page: Page, server: str) -> None:

@@ -4,7 +4,8 @@ GET /            the chat page (mobile-friendly, Vietnamese); ``?embed=1`` hides
 GET /widget.js   a script a provincial portal includes to get a chat button that opens the page in a frame
 GET /static/...  the page's script and styles
 
-The page talks to POST /api/chat (channel "web") and POST /api/rating.
+The page talks to POST /api/chat (channel "web") and POST /api/rating, with a session id the server issued and
+signed (POST /api/session, connectors/web/sessions.py) and the page keeps in localStorage.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 /* The web chat page's script: sends the citizen's questions to POST /api/chat and ratings to POST /api/rating,
- * and renders the answers (source links, option buttons, star ratings). While the page is visible it also asks
+ * and renders the answers (source links, option buttons, star ratings). The conversation's id is issued and signed
+ * by the server (POST /api/session, "web:<random>.<signature>") and kept in localStorage: nobody can pick or guess
+ * the id of someone else's web conversation. While the page is visible it also asks
  * GET /api/messages every 10 s for replies a staff member wrote in the console to this conversation (after a
  * handover), and shows them as "Nhân viên hỗ trợ" messages. Plain browser JavaScript, no build step.
  *
@@ -38,6 +40,9 @@
     errorTooLarge: 'Tin nhắn quá dài. Bạn vui lòng rút gọn câu hỏi rồi gửi lại.',
     errorInvalid: 'Xin lỗi, hệ thống chưa đọc được tin nhắn này. Bạn vui lòng kiểm tra lại nội dung rồi gửi lại.',
     errorServer: 'Xin lỗi, hệ thống đang gặp sự cố tạm thời. Bạn vui lòng bấm “Thử lại” sau ít phút.',
+    errorTooMany: function (seconds) {
+      return 'Bạn gửi hơi nhanh. Vui lòng đợi ' + seconds + ' giây rồi bấm “Thử lại”.';
+    },
     linkNewTab: ' (mở trong thẻ mới)',
     staff: 'Nhân viên hỗ trợ'
   };
@@ -71,33 +76,67 @@
     }
   };
 
-  function newSessionId() {
-    var c = window.crypto;
-    if (c && typeof c.randomUUID === 'function') {
-      try { return c.randomUUID(); } catch (e) { /* not a secure context: fall through */ }
-    }
-    var bytes = new Uint8Array(16);
-    if (c && typeof c.getRandomValues === 'function') {
-      c.getRandomValues(bytes);
-    } else {
-      for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join('');
-    return hex.slice(0, 8) + '-' + hex.slice(8, 12) + '-' + hex.slice(12, 16) + '-' + hex.slice(16, 20) + '-' + hex.slice(20);
-  }
+  // ---- the conversation's id: issued and signed by the server, kept across reloads ----
+  var SESSION_RE = /^web:[A-Za-z0-9_-]{8,64}\.[A-Za-z0-9_-]{20,100}$/;
+  var sessionId = null;
+  var sessionRequest = null; // the pending POST /api/session, shared by everyone waiting for an id
 
-  function currentSession() {
+  // An id from this server, or the transcript of an older page version's conversation (which the server no
+  // longer accepts) is dropped with it.
+  function storedSession() {
     var id = storage.get(SESSION_KEY);
-    if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
-      id = newSessionId();
-      storage.set(SESSION_KEY, id);
-    }
-    return id;
+    if (typeof id === 'string' && SESSION_RE.test(id)) return id;
+    storage.remove(SESSION_KEY);
+    storage.remove(TRANSCRIPT_KEY);
+    storage.remove(STAFF_AFTER_KEY);
+    return null;
   }
 
-  var sessionId = currentSession();
+  // Resolves to the conversation's id, asking the server for a new one when there is none yet.
+  function ensureSession() {
+    if (sessionId) return Promise.resolve(sessionId);
+    if (!sessionRequest) {
+      var gen = generation;
+      var request = postJSON('api/session', {}).then(function (data) {
+        var id = data && typeof data.session_id === 'string' ? data.session_id : '';
+        if (!SESSION_RE.test(id)) throw new HttpError(502);
+        if (gen === generation) {
+          sessionId = id;
+          storage.set(SESSION_KEY, id);
+        }
+        return id;
+      });
+      sessionRequest = request;
+      request.then(function () {
+        if (sessionRequest === request) sessionRequest = null;
+      }, function () {
+        if (sessionRequest === request) sessionRequest = null;
+      });
+    }
+    return sessionRequest;
+  }
+
+  function forgetSession() {
+    sessionId = null;
+    sessionRequest = null;
+    storage.remove(SESSION_KEY);
+  }
+
+  // call(id) with the conversation's id; when the server refuses the id (403: e.g. the deployment's secret
+  // changed), once more with a new one.
+  function withSession(call) {
+    return ensureSession().then(function (id) {
+      return call(id).then(null, function (err) {
+        if (err instanceof HttpError && err.status === 403 && id === sessionId) {
+          forgetSession();
+          return ensureSession().then(call);
+        }
+        throw err;
+      });
+    });
+  }
+
+  sessionId = storedSession();
 
   // ---- transcript kept for a reload (text and source links only; buttons are not replayed) ----
   function loadTranscript() {
@@ -364,7 +403,9 @@
       stars.lock();
       var note = box.querySelector('.rating-note');
       if (note) note.remove();
-      postJSON('api/rating', { session_id: sessionId, score: score, channel: 'web' }).then(function () {
+      withSession(function (id) {
+        return postJSON('api/rating', { session_id: id, score: score, channel: 'web' });
+      }).then(function () {
         var done = el('p', 'rating-done', TEXT.rateThanks);
         done.setAttribute('role', 'status');
         done.tabIndex = -1;
@@ -397,8 +438,9 @@
   }
 
   // ---- talking to the API ----
-  function HttpError(status) {
+  function HttpError(status, retryAfter) {
     this.status = status;
+    this.retryAfter = retryAfter; // seconds, from a 429's Retry-After
   }
 
   function postJSON(path, body) {
@@ -412,7 +454,7 @@
       credentials: 'same-origin',
       signal: controller ? controller.signal : undefined
     }).then(function (res) {
-      if (!res.ok) throw new HttpError(res.status);
+      if (!res.ok) throw new HttpError(res.status, parseInt(res.headers.get('Retry-After') || '', 10) || null);
       return res.json();
     }).then(function (data) {
       clearTimeout(timer);
@@ -427,6 +469,7 @@
     if (err instanceof HttpError) {
       if (err.status === 413) return { text: TEXT.errorTooLarge, retry: false };
       if (err.status === 422 || err.status === 400) return { text: TEXT.errorInvalid, retry: false };
+      if (err.status === 429) return { text: TEXT.errorTooMany(Math.min(err.retryAfter || 10, 3600)), retry: true };
       return { text: TEXT.errorServer, retry: true };
     }
     if (err && err.name === 'AbortError') return { text: TEXT.errorTimeout, retry: true };
@@ -453,7 +496,9 @@
     var gen = generation;
     var userMsg = renderUser(shown || clean);
     setPending(true);
-    return postJSON('api/chat', { session_id: sessionId, text: clean, channel: 'web' }).then(function (data) {
+    return withSession(function (id) {
+      return postJSON('api/chat', { session_id: id, text: clean, channel: 'web' });
+    }).then(function (data) {
       if (gen !== generation) return false;
       data = data && typeof data === 'object' ? data : {};
       setPending(false);
@@ -497,7 +542,7 @@
 
   function pollStaff() {
     // nothing to ask before the conversation started, and nothing while the page is hidden
-    if (polling || document.visibilityState === 'hidden' || !loadTranscript().length) return;
+    if (polling || !sessionId || document.visibilityState === 'hidden' || !loadTranscript().length) return;
     polling = true;
     var gen = generation;
     var url = new URL('api/messages', document.baseURI);
@@ -573,8 +618,8 @@
 
   newChatBtn.addEventListener('click', function () {
     generation++;
-    sessionId = newSessionId();
-    storage.set(SESSION_KEY, sessionId);
+    forgetSession();
+    ensureSession().then(null, function () { /* asked again with the first message */ });
     storage.remove(TRANSCRIPT_KEY);
     storage.remove(STAFF_AFTER_KEY);
     setPending(false);
@@ -603,5 +648,5 @@
   });
   onInput();
   scroller.scrollTop = scroller.scrollHeight;
-  pollStaff();
+  ensureSession().then(pollStaff, function () { /* offline: asked again with the first message */ });
 })();
