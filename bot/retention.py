@@ -24,7 +24,8 @@ A conversation still going on at the cutoff (a Telegram or Zalo chat is one sess
 split: its rows before the cutoff become an anonymous conversation that keeps the original start, and the live
 conversation now starts at its first kept turn.
 
-Work is done in transactions of about `BATCH` rows, so a large first purge never holds a long lock. On PostgreSQL
+Work is done in transactions of about `BATCH` rows (`SQLITE_BATCH` on SQLite, with a pause after each so waiting
+writers get in), so a large first purge never holds a long lock. On PostgreSQL
 a purge takes an advisory lock (`pg_try_advisory_lock`): a second instance finds it taken and skips its run. On
 SQLite (one machine) every statement is conditional on the rows still being personal, so two purges at once are
 harmless: the second one finds nothing left to do.
@@ -44,6 +45,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     and_,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -74,7 +76,11 @@ from bot.schema import (
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # rows changed per transaction (about: one conversation's turns are never split)
+# rows changed per transaction (about: one conversation's turns are never split). SQLite's single writer lock
+# blocks citizens' turns meanwhile: smaller transactions there (scripts/retention_bench.py measures the effect).
+BATCH = 1000
+SQLITE_BATCH = 250
+SQLITE_PAUSE_MIN_S, SQLITE_PAUSE_MAX_S = 0.12, 1.0  # between two write transactions on SQLite (see _write)
 MARKER_PREFIX = "anon-"
 EMPTY_STATE = "{}"
 EMPTY_TRANSCRIPT = "[]"
@@ -129,9 +135,17 @@ def _ticket_personal(cutoff: float):  # noqa: ANN202
 @contextlib.contextmanager
 def _write(db: SqlEngine) -> Iterator[Connection]:
     """A write transaction. On SQLite it takes the write lock at its start (BEGIN IMMEDIATE), so what it read is
-    still true when it writes, and a concurrent purge waits (busy_timeout) instead of failing."""
+    still true when it writes, and a concurrent purge waits (busy_timeout) instead of failing; and deleted content
+    is overwritten with zeros (secure_delete), not left in the file's free space.
+
+    SQLite has one writer at a time, and a waiting writer polls (busy_timeout) with sleeps of up to 100 ms: after
+    each transaction the purge pauses at least that long, and as long as the transaction took, so citizens' turns
+    are written between two batches instead of waiting for the whole purge."""
+    sqlite = db.dialect.name == "sqlite"
+    started = time.monotonic()
     with db.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA secure_delete = ON")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -139,6 +153,8 @@ def _write(db: SqlEngine) -> Iterator[Connection]:
             conn.rollback()
             raise
         conn.commit()
+    if sqlite:
+        time.sleep(min(SQLITE_PAUSE_MAX_S, max(SQLITE_PAUSE_MIN_S, time.monotonic() - started)))
 
 
 @contextlib.contextmanager
@@ -199,36 +215,48 @@ def _purge_group(conn: Connection, group: list[str], cutoff: float) -> Counter:
     """Anonymise the old rows of these sessions, in the caller's transaction."""
     counts: Counter = Counter()
     markers = {s: _marker() for s in group}
-
-    def marker_of(table):  # noqa: ANN001, ANN202
-        return case(markers, value=table.c.session_id)
-
     live: set[str] = set()  # sessions with activity since the cutoff: their conversation row stays theirs
     for table, column in ((conversations, conversations.c.updated_at), (turns, turns.c.created_at),
                           (ratings, ratings.c.created_at), (handoff_tickets, handoff_tickets.c.created_at)):
         live |= {r[0] for r in conn.execute(select(table.c.session_id).distinct().where(
             table.c.session_id.in_(group), column >= cutoff)).all()}
 
-    counts["turns"] += conn.execute(update(turns).where(turns.c.session_id.in_(group), _turn_personal(cutoff))
-                                    .values(session_id=marker_of(turns), question="", reply="")).rowcount
-    counts["ratings"] += conn.execute(update(ratings).where(ratings.c.session_id.in_(group),
-                                                            _rating_personal(cutoff))
-                                      .values(session_id=marker_of(ratings))).rowcount
-    ticket_ids = [r[0] for r in conn.execute(select(handoff_tickets.c.id).where(
-        handoff_tickets.c.session_id.in_(group), _ticket_personal(cutoff))).all()]
-    if ticket_ids:
-        counts["handoff_tickets"] += conn.execute(
-            update(handoff_tickets).where(handoff_tickets.c.id.in_(ticket_ids))
-            .values(session_id=marker_of(handoff_tickets), transcript=EMPTY_TRANSCRIPT, status="closed")).rowcount
+    def anonymise(table, personal, **values) -> list[int]:  # noqa: ANN001
+        """Give the personal rows of the group's sessions their session's marker (and ``values``); their ids."""
+        rows = conn.execute(select(table.c.id, table.c.session_id)
+                            .where(table.c.session_id.in_(group), personal)).all()
+        if rows and conn.dialect.name == "sqlite":  # an executemany runs in C there
+            conn.execute(update(table).where(table.c.id == bindparam("row_id"), personal)
+                         .values(session_id=bindparam("marker"), **values),
+                         [{"row_id": r.id, "marker": markers[r.session_id]} for r in rows])
+        elif rows:  # one statement (a server round trip per row would be the cost)
+            mapping = case({r.session_id: markers[r.session_id] for r in rows}, value=table.c.session_id)
+            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows]), personal)
+                         .values(session_id=mapping, **values))
+        return [r.id for r in rows]
+
+    counts["turns"] += len(anonymise(turns, _turn_personal(cutoff), question="", reply=""))
+    counts["ratings"] += len(anonymise(ratings, _rating_personal(cutoff)))
+    ticket_ids = anonymise(handoff_tickets, _ticket_personal(cutoff), transcript=EMPTY_TRANSCRIPT, status="closed")
+    counts["handoff_tickets"] += len(ticket_ids)
     counts["staff_replies"] += conn.execute(delete(staff_replies).where(or_(
         staff_replies.c.ticket_id.in_(ticket_ids),
         and_(staff_replies.c.session_id.in_(group), staff_replies.c.created_at < cutoff)))).rowcount
 
     ended = [s for s in group if s not in live]
-    if ended:
-        counts["conversations"] += conn.execute(
-            update(conversations).where(conversations.c.session_id.in_(ended), _conversation_personal(cutoff))
-            .values(session_id=marker_of(conversations), state=EMPTY_STATE)).rowcount
+    # (still ended when written: a citizen who came back meanwhile keeps the conversation; the next purge splits it)
+    personal = and_(_conversation_personal(cutoff), conversations.c.updated_at < cutoff)
+    rows = conn.execute(select(conversations.c.session_id).where(conversations.c.session_id.in_(ended),
+                                                                 personal)).all() if ended else []
+    if rows and conn.dialect.name == "sqlite":
+        conn.execute(update(conversations).where(conversations.c.session_id == bindparam("old_id"), personal)
+                     .values(session_id=bindparam("marker"), state=EMPTY_STATE),
+                     [{"old_id": r.session_id, "marker": markers[r.session_id]} for r in rows])
+    elif rows:
+        mapping = case({r.session_id: markers[r.session_id] for r in rows}, value=conversations.c.session_id)
+        conn.execute(update(conversations).where(conversations.c.session_id.in_([r.session_id for r in rows]),
+                                                 personal).values(session_id=mapping, state=EMPTY_STATE))
+    counts["conversations"] += len(rows)
     for session in sorted(live):  # split: the old part becomes an anonymous conversation with the old start
         row = conn.execute(select(conversations.c.channel, conversations.c.created_at, conversations.c.updated_at,
                                   conversations.c.simulated)
@@ -254,7 +282,7 @@ def _purge_conversations(db: SqlEngine, cutoff: float, batch: int, stop: threadi
     with db.connect() as conn:  # rows only age into the purge: more sessions than this means a bug, not work
         expected = conn.execute(select(func.count()).select_from(_personal_sessions(cutoff))).scalar_one()
     while not (stop and stop.is_set()):
-        sessions = _candidates(db, cutoff, batch)
+        sessions = _candidates(db, cutoff, 10 * batch)  # each selection scans the old rows: take many at once
         fresh = [s for s in sessions if s not in done]
         if not fresh or len(done) > 2 * expected + batch:
             if sessions:  # cannot happen unless the rows change under us in a way this code does not expect
@@ -346,13 +374,14 @@ def _purge_tracker(settings: Settings, cutoff: float, batch: int, dry_run: bool,
 
 
 def purge(db: SqlEngine, settings: Settings, now: float | None = None, dry_run: bool = False, *,
-          days: int | None = None, batch: int = BATCH, stop: threading.Event | None = None) -> dict[str, int]:
+          days: int | None = None, batch: int | None = None, stop: threading.Event | None = None) -> dict[str, int]:
     """Delete or anonymise everything older than ``days`` (default settings.retention_days) before ``now``.
 
     Returns the number of rows changed per table (TABLES); with ``dry_run``, the number that would be, and
     nothing changes. ``stop`` (set from another thread) ends the purge between two transactions; what is left is
     done by the next one. Raises PurgeBusy when another instance is purging the same PostgreSQL database."""
     cutoff = cutoff_of(settings, now, days)
+    batch = batch or (SQLITE_BATCH if db.dialect.name == "sqlite" else BATCH)
     started = time.monotonic()
     with _exclusive(db):
         if dry_run:
@@ -365,6 +394,9 @@ def purge(db: SqlEngine, settings: Settings, now: float | None = None, dry_run: 
         for table in (channel_inbox, channel_outbox, login_attempts):
             counts[table.name] += _delete_old(db, table, table.c.created_at, cutoff, batch, dry_run, stop)
         counts["tracker_events"] += _purge_tracker(settings, cutoff, batch, dry_run, stop)
+    if db.dialect.name == "sqlite" and not dry_run:  # copy the zeroed pages from the write-ahead log into the file
+        with db.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
     result = {name: int(counts.get(name, 0)) for name in TABLES}
     log.info("retention: %s rows older than %s (%.1f s): %s", "would purge" if dry_run else "purged",
              time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cutoff)), time.monotonic() - started,
