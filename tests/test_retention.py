@@ -233,6 +233,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[tuple[ConversationStore, Settings]]
 def test_old_personal_data_goes_recent_stays_and_old_kpis_hold_on_sqlite(sqlite_store) -> None:  # noqa: ANN001
     store, settings = sqlite_store
     check_purge(store, settings, batch=2)  # small batches: several transactions, one conversation never split
+    # not even in the database file's free space or its write-ahead log
+    files = list(settings.data_dir.glob("assistant.db*"))
+    assert files and not any(OLD_MARK.encode() in f.read_bytes() for f in files)
+    assert any(RECENT_MARK.encode() in f.read_bytes() for f in files)
 
 
 def postgres_url() -> Iterator[str]:
