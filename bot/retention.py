@@ -324,12 +324,13 @@ def _delete_old(db: SqlEngine, table, column, cutoff: float, batch: int, dry_run
             return conn.execute(select(func.count()).select_from(table).where(column < cutoff)).scalar_one()
     total = 0
     while not (stop and stop.is_set()):
-        with _write(db) as conn:
+        with db.connect() as conn:  # read first: no write lock when there is nothing to delete
             ids = [r[0] for r in conn.execute(select(table.c.id).where(column < cutoff)
                                               .order_by(table.c.id).limit(batch)).all()]
-            if not ids:
-                break
-            total += conn.execute(delete(table).where(table.c.id.in_(ids))).rowcount
+        if not ids:
+            break
+        with _write(db) as conn:
+            total += conn.execute(delete(table).where(table.c.id.in_(ids), column < cutoff)).rowcount
     return total
 
 
@@ -357,11 +358,12 @@ def _purge_tracker(settings: Settings, cutoff: float, batch: int, dry_run: bool,
                 return conn.execute(text("SELECT COUNT(*) " + _OLD_EVENTS), {"cutoff": cutoff}).scalar_one()
         total = 0
         while not (stop and stop.is_set()):
-            with _write(engine) as conn:
+            with engine.connect() as conn:
                 ids = [r[0] for r in conn.execute(text("SELECT e.id " + _OLD_EVENTS + " ORDER BY e.id LIMIT :n"),
                                                   {"cutoff": cutoff, "n": batch}).all()]
-                if not ids:
-                    break
+            if not ids:
+                break
+            with _write(engine) as conn:  # (the events chosen are old: nothing makes them young again)
                 params = {f"i{k}": i for k, i in enumerate(ids)}
                 total += conn.execute(text("DELETE FROM events WHERE id IN (" + ", ".join(f":{k}" for k in params)
                                            + ")"), params).rowcount
