@@ -240,7 +240,8 @@ def _error(description: str) -> dict:
 
 
 TOO_LARGE = {413: _error("The request body is over 64 KiB.")}
-INVALID = {422: _error("Malformed JSON or a field of the wrong type or size (a readable message).")}
+INVALID = {400: _error("The body cannot be read as JSON text (e.g. it is not UTF-8)."),
+           422: _error("Malformed JSON or a field of the wrong type or size (a readable message).")}
 FORBIDDEN = {403: _error("The session id or channel belongs to another channel, or a 'web:' id does not verify.")}
 LIMITED = {429: {**_error("Too many requests (per client address; per session for /api/chat); Vietnamese detail."),
                  "headers": {"Retry-After": {"description": "Seconds to wait before trying again.",
