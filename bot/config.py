@@ -148,11 +148,14 @@ class Settings(BaseSettings):
     # Console cookies carry the Secure flag (sent over HTTPS only). Only a development set-up on plain HTTP sets
     # this to false; browsers accept Secure cookies from http://localhost anyway.
     console_secure_cookies: bool = True
-    # Sign-in: failed attempts allowed per account and per client address (IPv6: its /64) in the window, and how
-    # many password verifications (argon2, ~50 MB each) may run at once.
+    # Sign-in: failed attempts allowed per account from one client address, and per client address (IPv6: its /64)
+    # in the window, and how many password verifications (argon2, ~64 MB each) may run at once per process.
     console_login_account_limit: str = "5/15minute"
     console_login_address_limit: str = "20/15minute"
     console_login_concurrency: int = 2
+    # ... and per account from all addresses together (loose: bounds guessing from many addresses; an address the
+    # account signed in from in the last 30 days is not held by it, so such an attack cannot lock staff out).
+    console_login_account_total_limit: str = "50/15minute"
 
     # GET /metrics (Prometheus): with a token, scrapers send `Authorization: Bearer <token>`; without one, only
     # clients on this machine are answered.

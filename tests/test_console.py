@@ -8,14 +8,19 @@ made directly with the console's store, so most requests skip the (deliberately 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -24,8 +29,9 @@ from sqlalchemy import delete, func, select, update
 from bot.api import create_app
 from bot.config import Settings
 from bot.console import router as console_router
-from bot.console.accounts import IDLE_TIMEOUT_S, StaffStore, hash_token
-from bot.console.auth import COOKIE
+from bot.console.accounts import IDLE_TIMEOUT_S, LoginLimits, StaffStore, hash_token
+from bot.console.auth import COOKIE, LOGIN_COOKIE
+from bot.console.signin import Decision, SignInGate
 from bot.schema import audit_log, channel_tokens, conversations, login_attempts, review_items, staff_sessions, turns
 from bot.service import Assistant
 from connectors.core import ChannelStore
@@ -73,6 +79,10 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 PUBLIC = {("GET", "/console/login"), ("POST", "/console/login")}
 MISSING_ID = "987654"
+# The console's cookies are Secure by default (sent over HTTPS only, as in production behind a TLS proxy): the
+# test clients speak to the app as https://testserver so their cookie jar keeps and sends them.
+# test_the_development_setting_drops_secure covers plain http with VNA_CONSOLE_SECURE_COOKIES=false.
+HTTPS = "https://testserver"
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -84,14 +94,14 @@ def app(settings: Settings, assistant: Assistant, tg_peer: TelegramPeer, zalo_pe
     channels = configured(settings, tg_peer, zalo_peer, "secret-for-console-tests", "oa-secret-for-console-tests")
     with assistant.store.db.begin() as conn:  # Zalo token pairs rotated by other test modules do not apply here
         conn.execute(delete(channel_tokens).where(channel_tokens.c.channel == "zalo"))
-    with TestClient(create_app(channels, assistant), follow_redirects=False) as client:
+    with TestClient(create_app(channels, assistant), base_url=HTTPS, follow_redirects=False) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def plain(settings: Settings, assistant: Assistant) -> Iterator[TestClient]:
     """The app with no chat platform configured (web chat and API only)."""
-    with TestClient(create_app(settings, assistant), follow_redirects=False) as client:
+    with TestClient(create_app(settings, assistant), base_url=HTTPS, follow_redirects=False) as client:
         yield client
 
 
@@ -130,10 +140,27 @@ def as_role(staff: StaffStore, users: dict[str, int]):  # noqa: ANN201
 
 
 def ask(client: TestClient, text: str, channel: str = "web", session: str | None = None) -> tuple[str, dict]:
-    session = session or f"console-{uuid.uuid4().hex[:10]}"
-    r = client.post("/api/chat", json={"session_id": session, "text": text, "channel": channel})
-    assert r.status_code == 200, r.text
-    return session, r.json()
+    """A citizen's turn on ``channel``: the web chat and the API through POST /api/chat (a web conversation with
+    a signed id from POST /api/session), Telegram and Zalo as their adapters record them (assistant.turn)."""
+    if channel in ("web", "api"):
+        if session is None:
+            session = (client.post("/api/session").json()["session_id"] if channel == "web"
+                       else f"console-{uuid.uuid4().hex[:10]}")
+        r = client.post("/api/chat", json={"session_id": session, "text": text, "channel": channel})
+        assert r.status_code == 200, r.text
+        return session, r.json()
+    session = session or f"{channel}:{uuid.uuid4().int % 10**9}"
+    turn = asyncio.run(client.app.state.assistant.turn(session, text, channel))
+    return session, turn.reply.contract()
+
+
+def rate(client: TestClient, session: str, channel: str, score: int) -> None:
+    """The citizen's rating: the web page's stars through POST /api/rating, a chat platform's in its dialogue."""
+    if channel == "web":
+        r = client.post("/api/rating", json={"session_id": session, "score": score, "channel": channel})
+        assert r.status_code == 200, r.text
+    else:
+        client.app.state.assistant.store.rate(session, channel, score)
 
 
 def last_turn_id(assistant: Assistant, session: str) -> int:
@@ -240,7 +267,7 @@ def test_signing_in_and_out(app: TestClient, staff: StaffStore, users: dict[str,
     assert r.status_code == 303 and r.headers["location"] == "/console/review"
     cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
-    assert "Secure" not in cookie  # plain http here; Secure when the request is https
+    assert "Secure" in cookie
     token = re.match(rf"{COOKIE}=([^;]+)", cookie).group(1)
     with staff.db.connect() as conn:  # the database has the token's hash, never the token
         assert conn.execute(select(staff_sessions.c.token_hash).where(
@@ -278,32 +305,267 @@ def _clear_attempts(staff: StaffStore) -> None:
         conn.execute(delete(login_attempts))
 
 
-def test_five_failed_sign_ins_block_the_username_then_the_address(app: TestClient, staff: StaffStore,
-                                                                   users: dict[str, int]) -> None:
+def attempts(staff: StaffStore, username: str) -> list[dict]:
+    with staff.db.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(login_attempts).where(login_attempts.c.username == username)).all()]
+
+
+def sign_ins(assistant: Assistant, since_id: int) -> list[dict]:
+    with assistant.store.db.connect() as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.id > since_id, audit_log.c.action.like("login%"))
+                            .order_by(audit_log.c.id)).all()
+    return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
+
+
+def last_audit_id(assistant: Assistant) -> int:
+    with assistant.store.db.connect() as conn:
+        return conn.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one()
+
+
+def test_five_wrong_passwords_block_that_account_from_that_address_only(app: TestClient, staff: StaffStore,
+                                                                        users: dict[str, int]) -> None:
     username = staff.user(users["viewer"])["username"]
+    other = staff.user(users["editor"])["username"]
     try:
         token = csrf_of(app.get("/console/login").text)
         for _ in range(5):
             r = app.post("/console/login", data={"username": username, "password": "doan-mo-mat-khau",
                                                  "csrf_token": token})
-            assert r.status_code == 401
+            assert r.status_code == 401 and "không đúng" in r.text
             token = csrf_of(r.text)
         r = app.post("/console/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-        assert r.status_code == 429  # even the right password, while blocked
-        assert "sai quá 5 lần trong 15 phút" in r.text
+        assert r.status_code == 429  # even the right password, while blocked: it is never verified
+        assert "quá nhiều lần đăng nhập sai với tài khoản này từ địa chỉ mạng của bạn (5 lần trong 15 phút)" in r.text
+        assert 1 <= int(r.headers["retry-after"]) <= 15 * 60
         assert app.get("/console").status_code == 303
-        # 15 minutes later the username may try again
+        assert len(attempts(staff, username)) == 5  # refused attempts are not kept: they verified nothing
+        # another account from this address, and this account from another address, still sign in
+        r = app.post("/console/login", data={"username": other, "password": PASSWORD, "csrf_token": csrf_of(r.text)})
+        assert r.status_code == 303
+        assert staff.authenticate(username, PASSWORD, "198.51.100.20") is not None
+        # the window expires: 15 minutes later this address may try again
         with staff.db.begin() as conn:
             conn.execute(update(login_attempts).values(created_at=login_attempts.c.created_at - 15 * 60 - 1))
-        assert not staff.rate_limited(username, "testclient")
-        _clear_attempts(staff)
-
-        # five different usernames from one address block that address
-        for n in range(5):
-            staff.authenticate(f"ai-do-{n}", "doan-mo-mat-khau", "203.0.113.9")
-        assert staff.rate_limited(username, "203.0.113.9") and not staff.rate_limited(username, "203.0.113.10")
+        assert staff.authenticate(username, PASSWORD, "testclient") is not None
     finally:
         _clear_attempts(staff)
+
+
+def test_one_address_trying_many_accounts_is_limited(staff: StaffStore) -> None:
+    limits = LoginLimits.parse(address="20/15minute")
+    try:
+        for n in range(20):  # the attempts are recorded (as failures) before any password is verified
+            assert staff.admit(f"ai-do-{n}", "203.0.113.9", limits).attempt_id is not None
+        refused = staff.admit("quantri", "203.0.113.9", limits)
+        assert refused.attempt_id is None and refused.limit == "address" and refused.allowed == 20
+        assert staff.admit("quantri", "203.0.113.10", limits).attempt_id is not None
+    finally:
+        _clear_attempts(staff)
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network(app: TestClient, staff: StaffStore,
+                                                     users: dict[str, int]) -> None:
+    username = staff.user(users["viewer"])["username"]
+    try:
+        for n in range(5):  # five different addresses of one /64: one subscriber
+            with TestClient(app.app, base_url=HTTPS, client=(f"2001:db8:7:1::{n + 1}", 50000),
+                            follow_redirects=False) as client:
+                token = csrf_of(client.get("/console/login").text)
+                r = client.post("/console/login", data={"username": username, "password": "doan-mo-mat-khau",
+                                                        "csrf_token": token})
+                assert r.status_code == 401
+        with TestClient(app.app, base_url=HTTPS, client=("2001:db8:7:1:ffff::9", 50000),
+                        follow_redirects=False) as client:
+            token = csrf_of(client.get("/console/login").text)
+            r = client.post("/console/login", data={"username": username, "password": PASSWORD,
+                                                    "csrf_token": token})
+            assert r.status_code == 429
+        assert {a["ip"] for a in attempts(staff, username)} == {"2001:db8:7:1::/64"}
+        with TestClient(app.app, base_url=HTTPS, client=("2001:db8:7:2::1", 50000), follow_redirects=False) as client:
+            token = csrf_of(client.get("/console/login").text)
+            r = client.post("/console/login", data={"username": username, "password": PASSWORD,
+                                                    "csrf_token": token})
+            assert r.status_code == 303  # the next /64 is someone else
+    finally:
+        _clear_attempts(staff)
+
+
+def test_many_addresses_cannot_lock_staff_out(staff: StaffStore, users: dict[str, int]) -> None:
+    """Guessing one account from many addresses meets the loose total limit, but not where staff signed in from."""
+    username = staff.user(users["admin"])["username"]
+    limits = LoginLimits.parse(account="5/15minute", address="20/15minute", account_total="50/15minute")
+    try:
+        assert staff.authenticate(username, PASSWORD, "192.0.2.1", limits) is not None  # the office, yesterday
+        with staff.db.begin() as conn:
+            conn.execute(update(login_attempts).values(created_at=login_attempts.c.created_at - 86400))
+        for n in range(50):  # a botnet: one wrong guess from each of 50 addresses
+            assert staff.admit(username, f"198.51.100.{n + 1}", limits).attempt_id is not None
+        refused = staff.admit(username, "203.0.113.77", limits)  # a 51st address: refused unverified
+        assert refused.attempt_id is None and refused.limit == "account_total"
+        assert staff.authenticate(username, PASSWORD, "192.0.2.1", limits) is not None  # the office is not
+        # a success ends the total count: a new address may try again
+        assert staff.admit(username, "203.0.113.78", limits).attempt_id is not None
+    finally:
+        _clear_attempts(staff)
+
+
+@pytest.fixture(scope="module")
+def live(settings: Settings, assistant: Assistant) -> Iterator[tuple[str, object]]:
+    """The real app on uvicorn, on a free 127.0.0.1 port, in a background thread (real concurrent connections)."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    web = create_app(settings, assistant)
+    uv = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="on", ws="none"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True, name="console-server")
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", web
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def verifications(http: httpx.Client) -> float:
+    """argon2 verifications so far, from the server's GET /metrics (loopback clients may read it)."""
+    text = http.get("/metrics").text
+    return float(re.search(r"^vna_console_password_verifications_total (\S+)$", text, re.M).group(1))
+
+
+def test_a_burst_of_sixteen_wrong_passwords_runs_at_most_the_allowed_verifications(
+        live: tuple[str, object], settings: Settings, staff: StaffStore) -> None:
+    url, web = live
+    name = f"burst-{uuid.uuid4().hex[:6]}"
+    staff.create_user(name, PASSWORD, "editor", "test")
+    allowed = int(settings.console_login_account_limit.split("/")[0])  # 5 in 15 minutes
+    with httpx.Client(base_url=url, timeout=60) as http:
+        token = csrf_of(http.get("/console/login").text)  # one sign-in form (its cookie is Secure: sent by hand)
+        before = verifications(http)
+    form = {"username": name, "password": "doan-bua-mat-khau", "csrf_token": token}
+    start = threading.Barrier(16)
+
+    def attacker(_n: int) -> int:
+        with httpx.Client(base_url=url, timeout=60) as client:  # one connection each, all from 127.0.0.1
+            start.wait()
+            return client.post("/console/login", data=form, headers={"Cookie": f"{LOGIN_COOKIE}={token}"}).status_code
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(attacker, range(16)))
+        with httpx.Client(base_url=url, timeout=60) as http:
+            ran = verifications(http) - before
+        assert set(statuses) <= {401, 429, 503}, statuses
+        assert 1 <= ran <= allowed and statuses.count(401) == ran, (ran, statuses)
+        assert statuses.count(429) >= 16 - allowed
+        assert web.state.console.signin.peak <= settings.console_login_concurrency
+        # the attacker's address stays blocked, even with the right password ...
+        with httpx.Client(base_url=url, timeout=60) as http:
+            token = csrf_of(http.get("/console/login").text)
+            r = http.post("/console/login", data={**form, "password": PASSWORD, "csrf_token": token},
+                          headers={"Cookie": f"{LOGIN_COOKIE}={token}"})
+            assert r.status_code == 429 and r.headers["retry-after"]
+        # ... but the staff member signs in from another address
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=url, timeout=60, transport=other) as http:
+            token = csrf_of(http.get("/console/login").text)
+            r = http.post("/console/login", data={**form, "password": PASSWORD, "csrf_token": token},
+                          headers={"Cookie": f"{LOGIN_COOKIE}={token}"}, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/console"
+            session = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
+            assert "Secure" in session and "HttpOnly" in session
+    finally:
+        _clear_attempts(staff)
+
+
+def test_every_sign_in_decision_is_audited_with_the_address_and_never_the_password(
+        app: TestClient, assistant: Assistant, staff: StaffStore, users: dict[str, int]) -> None:
+    username = staff.user(users["editor"])["username"]
+    locked = staff.create_user(f"nghi-viec-{uuid.uuid4().hex[:4]}", PASSWORD, "viewer", "test")
+    staff.set_active(locked, False, "test")
+    locked_name = staff.user(locked)["username"]
+    wrong = "mật-khẩu-sai-bí-mật-42"
+    since = last_audit_id(assistant)
+    try:
+        def post(name: str, password: str) -> int:
+            token = csrf_of(app.get("/console/login").text)
+            return app.post("/console/login", data={"username": name, "password": password,
+                                                    "csrf_token": token}).status_code
+
+        assert post(username, PASSWORD) == 303
+        app.cookies.clear()
+        assert post(username, wrong) == 401
+        assert post("khong-ai-ten-nay", wrong) == 401
+        assert post(locked_name, PASSWORD) == 401  # the same answer as a wrong password
+        assert post(wrong + "x" * 64, wrong) == 400  # a username over 64 characters: refused before anything
+        assert app.post("/console/login", data={"username": username, "password": wrong,
+                                                "csrf_token": "cu"}).status_code == 403
+        for _ in range(4):
+            post(username, wrong)
+        assert post(username, PASSWORD) == 429
+        entries = sign_ins(assistant, since)
+        by_action = {e["action"]: e for e in entries}
+        assert by_action["login"]["actor"] == username and by_action["login"]["detail"]["ip"] == "testclient"
+        assert by_action["login.wrong_password"]["target_id"] == username
+        assert by_action["login.unknown_account"]["target_id"] == "khong-ai-ten-nay"
+        assert by_action["login.disabled"]["target_id"] == locked_name
+        assert by_action["login.invalid"]["detail"]["reason"] in ("username_too_long", "stale_form")
+        assert {e["detail"]["reason"] for e in entries if e["action"] == "login.invalid"} == {
+            "username_too_long", "stale_form"}
+        limited = by_action["login.limited"]
+        assert limited["detail"]["limit"] == "account" and limited["detail"]["retry_after"] > 0
+        assert all(e["detail"]["ip"] == "testclient" for e in entries)
+        assert len(entries) == 11  # one entry per decision
+        with assistant.store.db.connect() as conn:  # the password is nowhere in the audit log
+            rows = conn.execute(select(audit_log.c.actor, audit_log.c.target_id, audit_log.c.detail)
+                                .where(audit_log.c.id > since)).all()
+        assert rows and not any(wrong in (value or "") or PASSWORD in (value or "") for row in rows for value in row)
+    finally:
+        _clear_attempts(staff)
+
+
+def test_a_sign_in_waiting_too_long_for_a_verification_slot_is_refused_as_busy(
+        assistant: Assistant, staff: StaffStore, users: dict[str, int]) -> None:
+    username = staff.user(users["viewer"])["username"]
+    gate = SignInGate(staff, LoginLimits.parse(), concurrency=1, wait_s=0.05)
+    since = last_audit_id(assistant)
+
+    async def scenario() -> tuple[Decision, Decision]:
+        slots = gate._semaphore()
+        await slots.acquire()  # the only slot is taken (another verification is running)
+        busy = await gate.attempt(username, PASSWORD, "192.0.2.50")
+        slots.release()
+        return busy, await gate.attempt(username, PASSWORD, "192.0.2.50")
+
+    try:
+        busy, signed_in = asyncio.run(scenario())
+        assert busy.outcome == "busy" and busy.retry_after > 0
+        assert signed_in.outcome == "success" and signed_in.user["username"] == username
+        assert [e["action"] for e in sign_ins(assistant, since)] == ["login.busy", "login"]
+        assert [a["success"] for a in attempts(staff, username)] == [True]  # the busy attempt is not counted
+        assert gate.peak == 1
+    finally:
+        _clear_attempts(staff)
+
+
+def test_the_development_setting_drops_secure(settings: Settings, assistant: Assistant, staff: StaffStore,
+                                              users: dict[str, int]) -> None:
+    username = staff.user(users["viewer"])["username"]
+    dev = settings.model_copy(update={"console_secure_cookies": False})
+    with TestClient(create_app(dev, assistant), follow_redirects=False) as client:  # plain http://testserver
+        page = client.get("/console/login")
+        assert "Secure" not in page.headers["set-cookie"]
+        r = client.post("/console/login", data={"username": username, "password": PASSWORD,
+                                                "csrf_token": csrf_of(page.text)})
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
+        assert r.status_code == 303 and "Secure" not in cookie and "HttpOnly" in cookie
+        assert client.get("/console").status_code == 200
+    _clear_attempts(staff)
 
 
 def test_a_session_ends_after_its_lifetime_and_when_idle(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
@@ -361,11 +623,49 @@ def test_citizen_markup_is_shown_as_text_in_the_review_queue_and_the_ticket(app:
     assert any(i["id"] == turn_id and i["question"].startswith(XSS) for i in review["items"])
 
 
+def views(assistant: Assistant, since_id: int) -> list[dict]:
+    with assistant.store.db.connect() as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.id > since_id, audit_log.c.action == "transcript.view")
+                            .order_by(audit_log.c.id)).all()
+    return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
+
+
+def test_every_page_showing_a_conversation_is_audited(app: TestClient, assistant: Assistant, staff: StaffStore,
+                                                     as_role) -> None:  # noqa: ANN001
+    session, answer = ask(app, "tôi bị mất sổ hộ khẩu giờ làm sao", "web")
+    turn_id = last_turn_id(assistant, session)
+    ticket = assistant.store.open_ticket(session, "web", "requested",
+                                         [{"role": "user", "text": "tôi bị mất sổ hộ khẩu giờ làm sao"},
+                                          {"role": "bot", "text": answer["reply"]}])
+    who = as_role("viewer")
+    name = staff.session(who.token).username
+    since = last_audit_id(assistant)
+    for path in (f"/console/review/{turn_id}", f"/console/handoff/{ticket}", "/console/review", "/console/handoff",
+                 "/console/api/review"):
+        assert app.get(path, headers=who.cookie).status_code == 200, path
+    seen = views(assistant, since)
+    assert [(v["target_type"], v["target_id"]) for v in seen] == [
+        ("turn", str(turn_id)), ("ticket", str(ticket)), ("review_queue", None), ("handoff_queue", None),
+        ("review_queue", None)]
+    assert all(v["actor"] == name and v["detail"]["ip"] == "testclient" for v in seen)
+    assert turn_id in seen[0]["detail"]["turns"]
+    assert seen[1]["detail"]["channel"] == "web" and session not in json.dumps(seen)  # a web session id is a key
+    assert ticket in seen[3]["detail"]["tickets"]
+    # a page that shows no conversation is not a transcript view; a missing one neither
+    since = last_audit_id(assistant)
+    assert app.get("/console/faq", headers=who.cookie).status_code == 200
+    assert app.get(f"/console/handoff/{MISSING_ID}", headers=who.cookie).status_code == 404
+    assert views(assistant, since) == []
+    admin = as_role("admin")
+    page = app.get("/console/audit?action=transcript.view", headers=admin.cookie).text
+    assert "Xem hội thoại của công dân" in page and f"ticket {ticket}" in page
+
+
 def test_the_review_queue_lists_what_needs_a_person(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
     declined, _ = ask(app, "dự báo thời tiết Hà Nội ngày mai thế nào", "zalo")
     answered, _ = ask(app, "lệ phí đăng ký khai sinh", "web")
     rated_low, _ = ask(app, "làm lại căn cước ở đâu", "telegram")
-    app.post("/api/rating", json={"session_id": rated_low, "score": 1, "channel": "telegram"})
+    rate(app, rated_low, "telegram", 1)
     phone, _ = ask(app, "gọi cho tôi số 0912 345 678 về việc nuôi chim bồ câu", "web")
     who = as_role("viewer")
     items = app.get("/console/api/review", headers=who.cookie).json()["items"]
@@ -547,8 +847,7 @@ def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assist
 
 def test_a_reply_to_a_web_conversation_reaches_the_page_through_api_messages(app: TestClient, assistant: Assistant,
                                                                             as_role) -> None:  # noqa: ANN001
-    session = f"web-{uuid.uuid4()}"
-    ask(app, "cho tôi gặp nhân viên", "web", session)
+    session, _ = ask(app, "cho tôi gặp nhân viên", "web")
     ticket = assistant.store.open_ticket(session, "web", "requested", [{"role": "user", "text": "cho tôi gặp nhân viên"}])
     assert app.get(f"/api/messages?session_id={session}").json() == []
     editor = as_role("editor")
@@ -626,6 +925,61 @@ def test_a_reply_that_cannot_be_sent_is_kept_and_says_why(plain: TestClient, ass
 # ------------------------------------------------------------------------------------------------ accounts, audit
 
 
+def test_console_forms_are_bounded_before_any_work(app: TestClient, assistant: Assistant, settings: Settings,
+                                                  as_role) -> None:  # noqa: ANN001
+    editor, admin = as_role("editor"), as_role("admin")
+    limit = settings.max_input_chars
+    faqs_before = len(assistant.faqs.list(include_retired=True))
+    # an FAQ answer over its bound (4000: longer than a chat message, documented), the wordings box, the code
+    r = app.post("/console/faq/new", headers=editor.cookie, data=editor.form(
+        variants="lệ phí cấp lại căn cước là bao nhiêu", answer="Lệ phí 30.000 đồng. " * 300))
+    assert r.status_code == 400 and "Câu trả lời dài quá 4.000 ký tự (bạn đã nhập 6.000)" in r.text
+    assert r.text.count("Lệ phí 30.000 đồng.") <= 4000 // 19 + 1  # shown again cut to the bound, not echoed whole
+    r = app.post("/console/faq/new", headers=editor.cookie, data=editor.form(
+        variants="đăng ký khai sinh cho con\n" * 1000, answer="Nộp tại UBND cấp xã."))
+    assert r.status_code == 400 and "Phần cách hỏi dài quá" in r.text
+    r = app.post("/console/faq/new", headers=editor.cookie, data=editor.form(
+        variants="đăng ký khai sinh", procedure="1." * 40))
+    assert r.status_code == 400 and "Mã thủ tục dài quá 32 ký tự" in r.text
+    assert len(assistant.faqs.list(include_retired=True)) == faqs_before  # nothing was created
+    # an answer of exactly 4000 characters, with Windows line breaks (a browser's), is accepted
+    answer = "\r\n".join(["Nộp hồ sơ tại bộ phận một cửa của UBND cấp xã."] * 80)
+    answer += "." * (4000 - (len(answer) - answer.count("\r\n")))
+    r = app.post("/console/faq/new", headers=editor.cookie, data=editor.form(
+        variants="nộp hồ sơ khai sinh ở đâu vậy", answer=answer))
+    assert r.status_code == 303, r.text[-500:]
+    # a reply to a citizen: settings.max_input_chars, on the page and in the JSON API
+    session, _ = ask(app, "cho tôi gặp cán bộ", "web")
+    ticket = assistant.store.open_ticket(session, "web", "requested", [{"role": "user", "text": "cho tôi gặp cán bộ"}])
+    r = app.post(f"/console/handoff/{ticket}/reply", headers=editor.cookie, data=editor.form(text="ạ" * (limit + 1)))
+    assert r.status_code == 400 and f"Câu trả lời dài quá {limit:,} ký tự".replace(",", ".") in r.text
+    r = app.post(f"/console/api/handoff/{ticket}/reply", json={"text": "ạ" * (limit + 1)},
+                 headers={**editor.cookie, "X-CSRF-Token": editor.csrf})
+    assert r.status_code == 400 and "dài quá" in r.json()["detail"]
+    assert app.get(f"/api/messages?session_id={session}").json() == []  # nothing stored or sent
+    r = app.post(f"/console/api/handoff/{ticket}/reply", json={"text": "ạ" * limit},
+                 headers={**editor.cookie, "X-CSRF-Token": editor.csrf})
+    assert r.status_code == 200
+    # account names and passwords
+    r = app.post("/console/users", headers=admin.cookie, data=admin.form(
+        username="a" * 65, role="viewer", password=PASSWORD, password2=PASSWORD))
+    assert r.status_code == 400 and "Tên đăng nhập dài quá 64 ký tự" in r.text
+    r = app.post("/console/users", headers=admin.cookie, data=admin.form(
+        username="nguoi-moi", role="viewer", password="x" * 1025, password2="x" * 1025))
+    assert r.status_code == 400 and "Mật khẩu dài quá 1.024 ký tự" in r.text
+    token = csrf_of(app.get("/console/login").text)
+    r = app.post("/console/login", data={"username": "quantri", "password": "p" * 1025, "csrf_token": token})
+    assert r.status_code == 400 and "Mật khẩu dài quá 1024 ký tự" in r.text
+    # search boxes and filters are cut, never a failure; a page number of thousands of digits too
+    for path in (f"/console/api/procedures?q={'khai sinh ' * 2000}", f"/console/faq/new?q={'căn cước ' * 2000}",
+                 f"/console/review?channel={'web' * 3000}&page={'9' * 5000}",
+                 f"/console/audit?actor={'x' * 5000}&action={'y' * 5000}"):
+        who = admin if path.startswith("/console/audit") else editor
+        assert app.get(path, headers=who.cookie).status_code == 200, path[:40]
+    page = app.get(f"/console/faq/new?q={'căn cước ' * 2000}", headers=editor.cookie).text
+    assert 'maxlength="200"' in page and f'value="{("căn cước " * 2000)[:200]}"' in page
+
+
 def test_an_admin_manages_accounts(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
     admin = as_role("admin")
     name = f"canbo-{uuid.uuid4().hex[:6]}"
@@ -678,7 +1032,7 @@ def test_the_dashboard_compares_the_figures_with_the_targets(app: TestClient, as
     for text, channel, score in (("lệ phí đăng ký kết hôn", "web", 5), ("làm lại căn cước ở đâu", "zalo", 4),
                                  ("thủ tục nhập hộ khẩu cho con", "telegram", 2)):
         session, _ = ask(app, text, channel)
-        app.post("/api/rating", json={"session_id": session, "score": score, "channel": channel})
+        rate(app, session, channel, score)
     viewer = as_role("viewer")
     html = app.get("/console", headers=viewer.cookie).text
     for expected in ("Tỷ lệ hài lòng (CSAT)", "Mục tiêu 2025 ≥ 90 %", "Mục tiêu 2030 ≥ 95 %", "Tổng đài 1022: 66,3 %",

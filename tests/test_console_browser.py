@@ -11,6 +11,7 @@ Set VNA_CONSOLE_SCREENSHOT=<path.png> to save the dashboard at 1280×900 (docs/c
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -51,13 +52,22 @@ def seeded(server: str, assistant) -> None:  # noqa: F811, ANN001 - the fixture 
     with httpx.Client(base_url=server, timeout=60) as http:
         for n in range(60):
             question, channel = rng.choice(QUESTIONS), rng.choice(CHANNELS)
-            session = f"demo-console-{uuid.uuid4().hex[:6]}-{n}"
-            answer = http.post("/api/chat", json={"session_id": session, "text": question, "channel": channel})
-            assert answer.status_code == 200
+            if channel == "web":  # the web chat over HTTP, with a signed session id
+                session = http.post("/api/session").json()["session_id"]
+                answer = http.post("/api/chat", json={"session_id": session, "text": question, "channel": channel})
+                assert answer.status_code == 200
+                fallback = answer.json()["fallback"]
+            else:  # Telegram and Zalo as their adapters record them
+                session = f"{channel}:{900000 + n}{uuid.uuid4().int % 1000}"
+                fallback = asyncio.run(assistant.turn(session, question, channel)).reply.fallback
             if rng.random() < 0.7:
-                weights = [2, 3, 8, 30, 57] if not answer.json()["fallback"] else [30, 30, 25, 10, 5]
+                weights = [2, 3, 8, 30, 57] if not fallback else [30, 30, 25, 10, 5]
                 score = rng.choices([1, 2, 3, 4, 5], weights)[0]
-                http.post("/api/rating", json={"session_id": session, "score": score, "channel": channel})
+                if channel == "web":
+                    assert http.post("/api/rating", json={"session_id": session, "score": score,
+                                                          "channel": channel}).status_code == 200
+                else:
+                    assistant.store.rate(session, channel, score)
             when = now - rng.randint(0, 27) * 86400 - rng.randint(1, 8) * 3600
             with assistant.store.db.begin() as conn:
                 for table in (conversations, turns, ratings, handoff_tickets):
@@ -116,9 +126,10 @@ def sign_in(page: Page, server: str, username: str) -> None:  # noqa: F811
     expect(page.get_by_role("heading", name="Tổng quan", exact=True)).to_be_visible()
 
 
-def ask_api(server: str, question: str, session: str | None = None) -> dict:  # noqa: F811
-    r = httpx.post(server + "/api/chat", json={"session_id": session or f"b-{uuid.uuid4().hex[:8]}",
-                                               "text": question, "channel": "web"}, timeout=60)
+def ask_api(server: str, question: str) -> dict:  # noqa: F811
+    session = httpx.post(server + "/api/session", timeout=60).json()["session_id"]  # a new web conversation
+    r = httpx.post(server + "/api/chat", json={"session_id": session, "text": question, "channel": "web"},
+                   timeout=60)
     assert r.status_code == 200
     return r.json()
 

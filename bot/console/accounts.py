@@ -3,12 +3,15 @@
 Passwords are hashed with argon2id (argon2-cffi). A session is a random token in the browser's cookie; the
 database keeps only its SHA-256, so a copy of the database does not sign anyone in. A session ends
 `session_ttl_s` after sign-in (VNA_CONSOLE_SESSION_TTL_S, 8 h), after IDLE_TIMEOUT_S without a request, or at
-sign-out. Failed sign-ins are counted in the database (login_attempts), so the limit holds across worker processes.
+sign-out. Every sign-in attempt is recorded in the database (login_attempts) before its password is verified, and
+the limits are counted there, so they hold under concurrency and across worker processes and instances
+(docs/console.md, "Signing in").
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -17,10 +20,13 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from limits import parse_many
+from prometheus_client import Counter
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine as SqlEngine
 
 from bot.console.audit import record
+from bot.metrics import REGISTRY
 from bot.schema import login_attempts, staff_sessions, staff_users
 
 Role = Literal["viewer", "editor", "admin"]
@@ -28,11 +34,22 @@ ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")  # each can do what the 
 ROLE_LABELS = {"viewer": "Người xem", "editor": "Biên tập viên", "admin": "Quản trị viên"}
 
 MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 1024
+MAX_USERNAME_CHARS = 64
 IDLE_TIMEOUT_S = 30 * 60
-LOGIN_WINDOW_S = 15 * 60
-MAX_FAILED_LOGINS = 5  # per username and per address, within LOGIN_WINDOW_S
+ATTEMPTS_KEPT_S = 30 * 86400  # sign-in attempts are deleted after this
+KNOWN_ADDRESS_S = 30 * 86400  # an address an account signed in from within this time is not held by its total limit
 _LAST_SEEN_EVERY_S = 60  # a request refreshes the idle clock at most this often (one write a minute)
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+
+
+# Counted in this process, exposed on GET /metrics (bot/metrics.py's registry); the sign-in burst test reads them.
+PASSWORD_VERIFICATIONS = Counter(
+    "vna_console_password_verifications", "argon2 password verifications run by console sign-ins (this process)",
+    registry=REGISTRY)
+SIGN_IN_DECISIONS = Counter(
+    "vna_console_sign_ins", "Console sign-in decisions (this process): success, wrong_password, unknown_account, "
+    "disabled, limited, busy, invalid", ["decision"], registry=REGISTRY)
 
 
 class AccountError(ValueError):
@@ -53,13 +70,61 @@ class StaffSession:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
+def windows(spec: str) -> tuple[tuple[int, int], ...]:
+    """A limit in the `limits` notation ("5/15minute;20/day") as (failures allowed, window in seconds) pairs."""
+    return tuple((item.amount, item.get_expiry()) for item in parse_many(spec)) if spec.strip() else ()
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many failed sign-ins are allowed, per window: for one account from one address (strict), from one
+    address whatever the account, and for one account from all addresses (loose; not applied to an address the
+    account signed in from within KNOWN_ADDRESS_S)."""
+
+    account: tuple[tuple[int, int], ...]
+    address: tuple[tuple[int, int], ...]
+    account_total: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def parse(cls, account: str = "5/15minute", address: str = "20/15minute",
+              account_total: str = "50/15minute") -> LoginLimits:
+        return cls(windows(account), windows(address), windows(account_total))
+
+    @classmethod
+    def from_settings(cls, settings) -> LoginLimits:  # noqa: ANN001 - bot.config.Settings
+        return cls.parse(settings.console_login_account_limit, settings.console_login_address_limit,
+                         settings.console_login_account_total_limit)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The decision on an attempt before its password is verified: its attempt id, or the limit it exceeds."""
+
+    attempt_id: int | None
+    limit: str | None = None  # "account" | "address" | "account_total"
+    retry_after: float = 0.0
+    allowed: int = 0  # the failures that limit allows ...
+    window_s: float = 0.0  # ... in this window
+
+
+@dataclass(frozen=True)
+class Verification:
+    outcome: Literal["success", "wrong_password", "unknown_account", "disabled"]
+    user: dict | None
+    new_hash: str | None = None  # the password hashed again when argon2's parameters changed
+
+
+def normal_username(username: str) -> str:
+    return username.strip().lower()[:MAX_USERNAME_CHARS]
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_username(username: str) -> str:
     name = username.strip().lower()
-    if not _USERNAME_RE.match(name):
+    if len(name) > MAX_USERNAME_CHARS or not _USERNAME_RE.fullmatch(name):
         raise AccountError("Tên đăng nhập gồm 3–64 ký tự: chữ thường không dấu, chữ số, dấu chấm, gạch ngang "
                            "hoặc gạch dưới.")
     return name
@@ -68,8 +133,8 @@ def check_username(username: str) -> str:
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_CHARS:
         raise AccountError(f"Mật khẩu cần ít nhất {MIN_PASSWORD_CHARS} ký tự.")
-    if len(password) > 1024:
-        raise AccountError("Mật khẩu quá dài (tối đa 1024 ký tự).")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise AccountError(f"Mật khẩu quá dài (tối đa {MAX_PASSWORD_CHARS} ký tự).")
     return password
 
 
@@ -163,45 +228,107 @@ class StaffStore:
                                "viên khác trước.")
 
     # ---- signing in -----------------------------------------------------------------------------------------------
-    def rate_limited(self, username: str, ip: str, now: float | None = None) -> bool:
-        """True after MAX_FAILED_LOGINS failures for this username (since its last success) or from this address,
-        within LOGIN_WINDOW_S. Checked before the password, so a correct guess in a blocked window is refused too."""
-        now = time.time() if now is None else now
-        since = now - LOGIN_WINDOW_S
-        name = username.strip().lower()[:64]
-        failed = login_attempts.c.success.is_(False) & (login_attempts.c.created_at >= since)
-        with self.db.connect() as conn:
-            last_ok = conn.execute(select(func.max(login_attempts.c.created_at)).where(
-                login_attempts.c.username == name, login_attempts.c.success.is_(True))).scalar_one()
-            by_name = conn.execute(select(func.count()).select_from(login_attempts).where(
-                failed, login_attempts.c.username == name, login_attempts.c.created_at > (last_ok or 0))).scalar_one()
-            by_ip = conn.execute(select(func.count()).select_from(login_attempts).where(
-                failed, login_attempts.c.ip == ip[:64])).scalar_one()
-        return by_name >= MAX_FAILED_LOGINS or by_ip >= MAX_FAILED_LOGINS
+    # A sign-in is three steps (bot/console/signin.py runs them, with the concurrency gate around the second):
+    #   admit()   records the attempt — committed, as a failure until proven otherwise — and only then counts the
+    #             failures of its keys; over a limit, the row is removed again and the attempt refused.
+    #   verify()  the argon2 verification (CPU and ~64 MB of memory: the part that must be bounded).
+    #   finish()  marks a success (and the account's last sign-in, a rehash) or leaves the failure counted.
+    # Because every attempt is committed before it counts, of k attempts racing for the same key the last one to
+    # commit sees all k: no more than the limit can ever pass, in one process or many (the database is shared).
 
-    def authenticate(self, username: str, password: str, ip: str) -> dict | None:
-        """The active account these credentials open, or None; every attempt is recorded."""
-        name = username.strip().lower()[:64]
+    def admit(self, username: str, address: str, limits: LoginLimits, now: float | None = None) -> Admission:
+        """Record a sign-in attempt before its password is verified, then check the limits (docs/console.md)."""
+        now = time.time() if now is None else now
+        name, address = normal_username(username), address[:64]
+        with self.db.begin() as conn:
+            attempt_id = int(conn.execute(insert(login_attempts).values(
+                username=name, ip=address, success=False, created_at=now)).inserted_primary_key[0])
+        with self.db.connect() as conn:
+            refusal = self._over_limit(conn, name, address, limits, now)
+        if refusal is None:
+            return Admission(attempt_id)
+        self.forget(attempt_id)  # a refused attempt verified nothing: it does not count against anyone later
+        return Admission(None, *refusal)
+
+    def _over_limit(self, conn, name: str, address: str, limits: LoginLimits,  # noqa: ANN001 - a connection
+                    now: float) -> tuple[str, float, int, float] | None:
+        """(which limit, seconds to wait, allowed failures, window) of the first limit this attempt exceeds."""
+        failed = login_attempts.c.success.is_(False)
+        ok = login_attempts.c.success.is_(True)
+        mine = (login_attempts.c.username == name, login_attempts.c.ip == address)
+        # strict: this account from this address, since its last success from here
+        last_ok = conn.execute(select(func.max(login_attempts.c.created_at)).where(ok, *mine)).scalar_one()
+        keys = [("account", limits.account, (failed, *mine, login_attempts.c.created_at > (last_ok or 0)))]
+        # one address, whatever the accounts it tries
+        keys.append(("address", limits.address, (failed, login_attempts.c.ip == address)))
+        # loose: this account from every address, since its last success — not for an address it signed in from
+        known = last_ok is not None and last_ok >= now - KNOWN_ADDRESS_S
+        if not known:
+            account_ok = conn.execute(select(func.max(login_attempts.c.created_at)).where(
+                ok, login_attempts.c.username == name)).scalar_one()
+            keys.append(("account_total", limits.account_total,
+                         (failed, login_attempts.c.username == name, login_attempts.c.created_at > (account_ok or 0))))
+        for key, windows, where in keys:
+            for amount, seconds in windows:
+                times = conn.execute(select(login_attempts.c.created_at).where(
+                    *where, login_attempts.c.created_at >= now - seconds).order_by(login_attempts.c.created_at)
+                ).scalars().all()
+                if len(times) > amount:  # this attempt included: it would be failure number len(times)
+                    wait = times[len(times) - amount - 1] + seconds - now
+                    return key, max(1.0, math.ceil(wait)), amount, seconds
+        return None
+
+    def forget(self, attempt_id: int) -> None:
+        """Remove an attempt that was refused before its password was verified."""
+        with self.db.begin() as conn:
+            conn.execute(delete(login_attempts).where(login_attempts.c.id == attempt_id))
+
+    def verify(self, username: str, password: str) -> Verification:
+        """Check the password (argon2, slow on purpose; an unknown account costs as much as a known one)."""
+        name = normal_username(username)
         with self.db.connect() as conn:
             row = conn.execute(select(staff_users).where(staff_users.c.username == name)).first()
         user = dict(row._mapping) if row else None
-        ok = False
+        PASSWORD_VERIFICATIONS.inc()
         try:
-            # an unknown name costs the same time as a known one
-            ok = self.hasher.verify(user["password_hash"] if user else self._dummy(), password[:1024])
+            ok = self.hasher.verify(user["password_hash"] if user else self._dummy(), password[:MAX_PASSWORD_CHARS])
         except (VerificationError, InvalidHashError):
             ok = False
-        ok = ok and user is not None and bool(user["active"])
+        if user is None:
+            return Verification("unknown_account", None)
+        if not ok:
+            return Verification("wrong_password", user)
+        if not user["active"]:
+            return Verification("disabled", user)
+        new_hash = self.hasher.hash(password) if self.hasher.check_needs_rehash(user["password_hash"]) else None
+        return Verification("success", user, new_hash)
+
+    def finish(self, attempt_id: int, result: Verification, audit: tuple[str, str, str, dict] | None = None) -> None:
+        """Store the outcome of a verified attempt (a success stops counting as a failure), with its audit entry
+        (action, actor, target username, detail) in the same transaction."""
         now = time.time()
         with self.db.begin() as conn:
-            conn.execute(insert(login_attempts).values(username=name, ip=ip[:64], success=ok, created_at=now))
-            conn.execute(delete(login_attempts).where(login_attempts.c.created_at < now - 30 * 86400))
-            if ok:
-                values = {"last_login_at": now}
-                if self.hasher.check_needs_rehash(user["password_hash"]):
-                    values["password_hash"] = self.hasher.hash(password)
-                conn.execute(update(staff_users).where(staff_users.c.id == user["id"]).values(**values))
-        return user if ok else None
+            if result.outcome == "success":
+                conn.execute(update(login_attempts).where(login_attempts.c.id == attempt_id).values(success=True))
+                values: dict = {"last_login_at": now}
+                if result.new_hash:
+                    values["password_hash"] = result.new_hash
+                conn.execute(update(staff_users).where(staff_users.c.id == result.user["id"]).values(**values))
+            conn.execute(delete(login_attempts).where(login_attempts.c.created_at < now - ATTEMPTS_KEPT_S))
+            if audit is not None:
+                action, actor, target, detail = audit
+                record(conn, actor, action, "user", target, detail)
+
+    def authenticate(self, username: str, password: str, address: str,
+                     limits: LoginLimits | None = None) -> dict | None:
+        """admit, verify and finish in one call, without the concurrency gate (for the shell and tests): the
+        active account these credentials open, or None (also when a limit refuses the attempt)."""
+        admission = self.admit(username, address, limits or LoginLimits.parse())
+        if admission.attempt_id is None:
+            return None
+        result = self.verify(username, password)
+        self.finish(admission.attempt_id, result)
+        return result.user if result.outcome == "success" else None
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -1,5 +1,6 @@
 """The audit log: who did what in the console (or with `python -m bot staff`), written in the same transaction
-as the change it describes."""
+as the change it describes; also every sign-in decision (bot/console/signin.py) and every page that shows citizens'
+conversations (``transcript.view``), with the client address. Passwords are never written here."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from bot.schema import audit_log
 # What each action means, for the audit page
 ACTION_LABELS = {
     "login": "Đăng nhập",
+    "login.wrong_password": "Đăng nhập sai mật khẩu",
+    "login.unknown_account": "Đăng nhập vào tài khoản không có",
+    "login.disabled": "Đăng nhập vào tài khoản đã khóa",
+    "login.limited": "Đăng nhập bị chặn (quá số lần sai)",
+    "login.busy": "Đăng nhập bị từ chối (máy chủ bận)",
+    "login.invalid": "Đăng nhập không hợp lệ",
     "logout": "Đăng xuất",
     "user.create": "Tạo tài khoản",
     "user.role": "Đổi vai trò",
@@ -34,6 +41,7 @@ ACTION_LABELS = {
     "handoff.reply": "Trả lời công dân",
     "handoff.close": "Đóng yêu cầu hỗ trợ",
     "kpi.export": "Xuất số liệu",
+    "transcript.view": "Xem hội thoại của công dân",
 }
 
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import Request, Response
 
 from bot.console.accounts import Role, StaffSession
+from bot.ratelimit import address_key, client_host
 
 COOKIE = "vna_console"
 LOGIN_COOKIE = "vna_console_login"  # the sign-in form's CSRF token (double submit: cookie and hidden field)
@@ -42,19 +43,26 @@ def is_api(request: Request) -> bool:
 
 
 def client_ip(request: Request) -> str:
-    # Behind a reverse proxy, run uvicorn with --proxy-headers/--forwarded-allow-ips so this is the citizen's
-    # address and not the proxy's (docs/console.md).
-    return request.client.host if request.client else "unknown"
+    """The client's address as the limits and the audit log count it: the TCP peer, or the address a trusted
+    proxy (VNA_TRUSTED_PROXIES) forwarded; an IPv6 address reduced to its /64 (bot.ratelimit)."""
+    peer = request.client.host if request.client else None
+    host = client_host(peer, request.headers.get("x-forwarded-for"), request.app.state.settings.trusted_proxies)
+    return address_key(host)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Cookies carry Secure unless VNA_CONSOLE_SECURE_COOKIES=false (development on plain http); over https
+    always."""
+    return bool(request.app.state.settings.console_secure_cookies) or request.url.scheme == "https"
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+                        secure=secure_cookies(request))
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:
-    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure_cookies(request))
 
 
 async def _sent_csrf(request: Request) -> str:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from bot.console import audit
-from bot.console.accounts import ROLES, AccountError, StaffSession
+from bot.console.accounts import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, ROLES, AccountError, StaffSession
 from bot.console.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -31,10 +31,20 @@ from bot.console.auth import (
     staff,
 )
 from bot.console.dashboard import QueryError, compute_args, dashboard_context, export_query, kpi_query
+from bot.console.forms import (
+    MAX_FILTER_CHARS,
+    MAX_NEXT_CHARS,
+    MAX_SEARCH_CHARS,
+    faq_fields_error,
+    faq_form_values,
+    lf,
+    too_long,
+)
 from bot.console.services import Console, console_of
+from bot.console.signin import Decision, audit_name
 from bot.console.store import PUSH_CHANNELS, AlreadyResolved
 from bot.console.templating import CHANNEL_LABELS, render
-from bot.faq import FaqError
+from bot.faq import MAX_PROCEDURE_CHARS, FaqError
 from bot.kpis import compute_kpis, kpis_csv
 from bot.privacy import mask
 
@@ -46,7 +56,6 @@ Admin = Annotated[StaffSession, Depends(staff("admin"))]
 Services = Annotated[Console, Depends(console_of)]
 
 PAGE_SIZE = 50
-MAX_REPLY_CHARS = 2000
 MAX_IMPORT_BYTES = 2 * 1024 * 1024  # an FAQ import file (bot.api.BodyLimit lets this path's bodies through)
 
 # Notices after a form (?ok=<code>): fixed texts, so nothing from the address is echoed into the page
@@ -82,7 +91,18 @@ def back(path: str, code: str) -> RedirectResponse:
 
 def page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    return max(1, int(raw)) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 1
+
+
+def reply_limit(request: Request) -> int:
+    return int(request.app.state.settings.max_input_chars)
+
+
+def viewed(request: Request, services: Console, target_type: str, target_id: object, **detail: object) -> None:
+    """Audit a page that shows citizens' conversations (who read what, from where)."""
+    me: StaffSession = request.state.staff
+    audit.log(services.store.db, me.username, "transcript.view", target_type, target_id,
+              {"ip": client_ip(request), **detail})
 
 
 def pages(total: int) -> int:
@@ -147,32 +167,64 @@ def login_page(request: Request, services: Services) -> Response:
 
 
 def login_form(request: Request, *, status: int = 200, error: str | None = None, username: str = "",
-               next_url: str | None = None) -> Response:
+               next_url: str | None = None, headers: dict | None = None) -> Response:
     token = secrets.token_urlsafe(32)
-    response = render(request, "login.html", status=status, error=error, username=username, login_token=token,
-                      next_url=safe_next(next_url or request.query_params.get("next")))
+    response = render(request, "login.html", status=status, error=error, username=username[:MAX_USERNAME_CHARS],
+                      login_token=token, next_url=safe_next((next_url or request.query_params.get("next", ""))[:MAX_NEXT_CHARS]))
     set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
+    response.headers.update(headers or {})
     return response
 
 
+def _minutes(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"{minutes} phút" if minutes < 120 else f"{math.ceil(minutes / 60)} giờ"
+
+
+_LIMIT_SCOPES = {
+    "account": "với tài khoản này từ địa chỉ mạng của bạn",
+    "address": "từ địa chỉ mạng của bạn",
+    "account_total": "với tài khoản này",
+}
+_INVALID = {
+    "empty": "Bạn hãy nhập tên đăng nhập và mật khẩu.",
+    "username_too_long": f"Tên đăng nhập dài quá {MAX_USERNAME_CHARS} ký tự.",
+    "password_too_long": f"Mật khẩu dài quá {MAX_PASSWORD_CHARS} ký tự.",
+}
+_SIGN_IN_FAILED = "Tên đăng nhập hoặc mật khẩu không đúng, hoặc tài khoản đã bị khóa."
+
+
+def sign_in_refusal(decision: Decision) -> tuple[int, str]:
+    """The status and the Vietnamese message of a refused sign-in."""
+    if decision.outcome == "limited":
+        a = decision.admission
+        return 429, (f"Đã có quá nhiều lần đăng nhập sai {_LIMIT_SCOPES.get(a.limit, '')} ({a.allowed} lần trong "
+                     f"{_minutes(a.window_s)}). Vui lòng thử lại sau {_minutes(a.retry_after)} hoặc liên hệ quản "
+                     "trị viên.")
+    if decision.outcome == "busy":
+        return 503, "Hệ thống đang kiểm tra nhiều lần đăng nhập cùng lúc. Vui lòng thử lại sau vài giây."
+    if decision.outcome == "invalid":
+        return 400, _INVALID.get(decision.reason or "", _SIGN_IN_FAILED)
+    return 401, _SIGN_IN_FAILED  # wrong password, unknown account, locked account: one answer for all
+
+
 @router.post("/login")
-def login(request: Request, services: Services, username: str = Form(""), password: str = Form(""),
-          csrf_token: str = Form(""), next: str = Form("/console")) -> Response:  # noqa: A002 - the form field
+async def login(request: Request, services: Services, username: str = Form(""), password: str = Form(""),
+                csrf_token: str = Form(""), next: str = Form("/console")) -> Response:  # noqa: A002 - the form field
+    next = next[:MAX_NEXT_CHARS]  # noqa: A001
+    ip = client_ip(request)
     expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected.encode(), csrf_token.encode()):
+    if not expected or not secrets.compare_digest(expected.encode(), csrf_token[:128].encode()):
+        await asyncio.to_thread(audit.log, services.store.db, audit_name(username), "login.invalid", "user",
+                                audit_name(username), {"ip": ip, "reason": "stale_form"})
         return login_form(request, status=403, username=username, next_url=next,
                           error="Trang đăng nhập đã cũ. Bạn hãy nhập lại tên đăng nhập và mật khẩu.")
-    ip = client_ip(request)
-    if services.staff.rate_limited(username, ip):
-        return login_form(request, status=429, username=username, next_url=next,
-                          error="Bạn đã đăng nhập sai quá 5 lần trong 15 phút. Vui lòng thử lại sau ít phút "
-                                "hoặc liên hệ quản trị viên.")
-    user = services.staff.authenticate(username, password, ip)
-    if user is None:
-        return login_form(request, status=401, username=username, next_url=next,
-                          error="Tên đăng nhập hoặc mật khẩu không đúng, hoặc tài khoản đã bị khóa.")
-    token, _csrf = services.staff.open_session(user["id"])
-    audit.log(services.store.db, user["username"], "login", "user", user["username"], {"ip": ip})
+    decision = await services.signin.attempt(username, password, ip)
+    if decision.user is None:
+        status, message = sign_in_refusal(decision)
+        headers = {"Retry-After": str(decision.retry_after)} if status in (429, 503) else None
+        return login_form(request, status=status, username=username, next_url=next, error=message, headers=headers)
+    token, _csrf = await asyncio.to_thread(services.staff.open_session, decision.user["id"])
     response = RedirectResponse(safe_next(next), status_code=303)
     set_cookie(request, response, COOKIE, token, max_age=int(services.staff.session_ttl_s))
     clear_cookie(request, response, LOGIN_COOKIE)
@@ -244,9 +296,10 @@ def _masked(row: dict) -> dict:
 
 @router.get("/review")
 def review_queue(request: Request, me: Viewer, services: Services) -> Response:
-    channel = request.query_params.get("channel") or None
+    channel = request.query_params.get("channel", "")[:MAX_FILTER_CHARS] or None
     page = page_number(request)
     items, total = services.store.review_queue(channel=channel, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    viewed(request, services, "review_queue", None, page=page, turns=[i["id"] for i in items])
     return render(request, "review.html", items=[_masked(i) for i in items], total=total, page=page,
                   pages=pages(total), channel=channel, notice=notice(request))
 
@@ -254,8 +307,9 @@ def review_queue(request: Request, me: Viewer, services: Services) -> Response:
 @router.get("/api/review")
 def api_review(request: Request, me: Viewer, services: Services) -> dict:
     page = page_number(request)
-    items, total = services.store.review_queue(channel=request.query_params.get("channel") or None,
-                                               limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    items, total = services.store.review_queue(channel=request.query_params.get("channel", "")[:MAX_FILTER_CHARS]
+                                               or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    viewed(request, services, "review_queue", None, page=page, turns=[i["id"] for i in items], api=True)
     keys = ("id", "channel", "question", "reply", "outcome", "confidence", "rating", "reasons", "created_at",
             "simulated")
     return {"total": total, "page": page, "items": [{k: _masked(i)[k] for k in keys} for i in items]}
@@ -263,7 +317,7 @@ def api_review(request: Request, me: Viewer, services: Services) -> dict:
 
 @router.get("/api/procedures")
 def api_procedures(request: Request, me: Viewer, services: Services) -> dict:
-    return {"items": services.search_procedures(request.query_params.get("q", "")[:200])}
+    return {"items": services.search_procedures(request.query_params.get("q", "")[:MAX_SEARCH_CHARS])}
 
 
 def review_item_page(request: Request, services: Console, turn_id: int, *, status: int = 200,
@@ -272,14 +326,15 @@ def review_item_page(request: Request, services: Console, turn_id: int, *, statu
     if item is None:
         raise ConsoleError(404, "Không tìm thấy lượt hỏi đáp này.")
     item = _masked(item)
-    q = request.query_params.get("q", "")[:200]
+    q = request.query_params.get("q", "")[:MAX_SEARCH_CHARS]
     resolution = item["resolution"]
     if resolution:
         resolution = {**resolution, "title": services.procedure_title(resolution["procedure"])}
     form = form or {"variants": item["question"], "answer": "", "procedure": ""}
+    context = [_masked(t) for t in services.store.session_turns(item["session_id"], turn_id)]
+    viewed(request, services, "turn", turn_id, turns=[t["id"] for t in context])
     return render(request, "review_item.html", status=status, item=item, resolution=resolution, q=q,
-                  found=services.search_procedures(q) if q else [], form=form, error=error,
-                  context=[_masked(t) for t in services.store.session_turns(item["session_id"], turn_id)],
+                  found=services.search_procedures(q) if q else [], form=form, error=error, context=context,
                   procedure_title=services.procedure_title(form.get("procedure")))
 
 
@@ -297,6 +352,9 @@ def _unresolved_turn(services: Console, turn_id: int) -> dict | None:
 
 @router.post("/review/{turn_id}/link")
 def review_link(request: Request, turn_id: int, me: Editor, services: Services, procedure: str = Form("")) -> Response:
+    error = too_long(procedure, MAX_PROCEDURE_CHARS, "Mã thủ tục")
+    if error:
+        return review_item_page(request, services, turn_id, status=400, error=error)
     item = _unresolved_turn(services, turn_id)
     if item is None:
         return back("/console/review", "already")
@@ -314,10 +372,14 @@ def review_link(request: Request, turn_id: int, me: Editor, services: Services, 
 @router.post("/review/{turn_id}/faq")
 def review_faq(request: Request, turn_id: int, me: Editor, services: Services, variants: str = Form(""),
                answer: str = Form(""), procedure: str = Form("")) -> Response:
+    form = faq_form_values(variants, answer, procedure)
+    error = faq_fields_error(variants, answer, procedure)
+    if error:
+        return review_item_page(request, services, turn_id, status=400, form=form, error=error)
     item = _unresolved_turn(services, turn_id)
     if item is None:
         return back("/console/review", "already")
-    form = {"variants": variants, "answer": answer, "procedure": procedure.strip()}
+    variants, answer = form["variants"], form["answer"]
     code = procedure.strip() or None
     if code and services.procedure_title(code) is None:
         return review_item_page(request, services, turn_id, status=400, form=form,
@@ -407,7 +469,7 @@ async def faq_import(request: Request, me: Editor, services: Services,
 
 def faq_form_page(request: Request, services: Console, *, faq: dict | None, form: dict, status: int = 200,
                   error: str | None = None) -> Response:
-    q = request.query_params.get("q", "")[:200]
+    q = request.query_params.get("q", "")[:MAX_SEARCH_CHARS]
     return render(request, "faq_form.html", status=status, faq=faq, form=form, error=error, q=q,
                   found=services.search_procedures(q) if q else [],
                   procedure_title=services.procedure_title(form.get("procedure")))
@@ -421,7 +483,11 @@ def faq_new(request: Request, me: Editor, services: Services) -> Response:
 @router.post("/faq/new")
 def faq_create(request: Request, me: Editor, services: Services, variants: str = Form(""), answer: str = Form(""),
                procedure: str = Form("")) -> Response:
-    form = {"variants": variants, "answer": answer, "procedure": procedure.strip()}
+    form = faq_form_values(variants, answer, procedure)
+    error = faq_fields_error(variants, answer, procedure)
+    if error:
+        return faq_form_page(request, services, faq=None, form=form, status=400, error=error)
+    variants, answer = form["variants"], form["answer"]
     code = procedure.strip() or None
     if code and services.procedure_title(code) is None:
         return faq_form_page(request, services, faq=None, form=form, status=400, error=f"Không có thủ tục mã “{code}”.")
@@ -451,8 +517,12 @@ def faq_edit(request: Request, faq_id: int, me: Editor, services: Services) -> R
 @router.post("/faq/{faq_id}/edit")
 def faq_update(request: Request, faq_id: int, me: Editor, services: Services, variants: str = Form(""),
                answer: str = Form(""), procedure: str = Form("")) -> Response:
+    form = faq_form_values(variants, answer, procedure)
+    error = faq_fields_error(variants, answer, procedure)
     faq = _faq(request, faq_id)
-    form = {"variants": variants, "answer": answer, "procedure": procedure.strip()}
+    if error:
+        return faq_form_page(request, services, faq=faq, form=form, status=400, error=error)
+    variants, answer = form["variants"], form["answer"]
     code = procedure.strip() or None
     if code and services.procedure_title(code) is None:
         return faq_form_page(request, services, faq=faq, form=form, status=400, error=f"Không có thủ tục mã “{code}”.")
@@ -493,6 +563,7 @@ def handoff_queue(request: Request, me: Viewer, services: Services) -> Response:
     page = page_number(request)
     tickets, total = services.store.tickets(show, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     tickets = [{**t, "last_question": mask(t["last_question"])} for t in tickets]
+    viewed(request, services, "handoff_queue", None, page=page, tickets=[t["id"] for t in tickets])
     return render(request, "handoff.html", tickets=tickets, total=total, show=show, page=page, pages=pages(total),
                   notice=notice(request))
 
@@ -510,9 +581,10 @@ def ticket_page(request: Request, services: Console, ticket_id: int, *, status: 
     transcript = [{**m, "text": mask(str(m.get("text", "")))} for m in ticket["transcript"]]
     after = [{**e, "text": mask(e["text"])} if e["who"] != "staff" else e
              for e in services.store.conversation_after(ticket)]
+    viewed(request, services, "ticket", ticket_id, channel=ticket["channel"])  # not the session id: a web one is a key
     return render(request, "ticket.html", status=status, ticket=ticket, transcript=transcript, after=after,
                   error=error, draft=draft, notice=notice(request), can_push=ticket["channel"] in PUSH_CHANNELS,
-                  max_chars=MAX_REPLY_CHARS)
+                  max_chars=reply_limit(request))
 
 
 @router.get("/handoff/{ticket_id}")
@@ -553,24 +625,26 @@ async def send_staff_reply(request: Request, services: Console, ticket: dict, au
     return {"id": reply_id, "channel": channel, "delivered": delivered, "error": error}
 
 
-def _reply_text(text: str) -> str:
-    clean = text.strip()
+def _reply_text(text: str, limit: int) -> str:
+    """A reply to a citizen, bounded like what citizens send (settings.max_input_chars), before anything else."""
+    clean = lf(text).strip()
+    error = too_long(clean, limit, "Câu trả lời")
+    if error:
+        raise ConsoleError(400, error)
     if not clean:
         raise ConsoleError(400, "Bạn hãy nhập nội dung trả lời.")
-    if len(clean) > MAX_REPLY_CHARS:
-        raise ConsoleError(400, f"Câu trả lời dài quá {MAX_REPLY_CHARS} ký tự.")
     return clean
 
 
 @router.post("/handoff/{ticket_id}/reply")
 async def ticket_reply(request: Request, ticket_id: int, me: Editor, services: Services,
                        text: str = Form("")) -> Response:
-    ticket = await asyncio.to_thread(_ticket, services, ticket_id)
     try:
-        clean = _reply_text(text)
+        clean = _reply_text(text, reply_limit(request))
     except ConsoleError as exc:
         return await asyncio.to_thread(ticket_page, request, services, ticket_id, status=exc.status,
-                                       error=exc.message, draft=text[:MAX_REPLY_CHARS * 2])
+                                       error=exc.message, draft=text[:reply_limit(request)])
+    ticket = await asyncio.to_thread(_ticket, services, ticket_id)
     result = await send_staff_reply(request, services, ticket, me.username, clean)
     code = "reply_stored" if result["error"] else "reply_web" if ticket["channel"] == "web" else "replied"
     return back(f"/console/handoff/{ticket_id}", code)
@@ -586,8 +660,9 @@ async def api_ticket_reply(request: Request, ticket_id: int, me: Editor, service
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str):
         raise ConsoleError(400, "Thiếu trường text.")
+    clean = _reply_text(text, reply_limit(request))
     ticket = await asyncio.to_thread(_ticket, services, ticket_id)
-    return await send_staff_reply(request, services, ticket, me.username, _reply_text(text))
+    return await send_staff_reply(request, services, ticket, me.username, clean)
 
 
 # ---- accounts and audit log (admin) ------------------------------------------------------------------------------
@@ -607,7 +682,11 @@ def users(request: Request, me: Admin, services: Services) -> Response:
 @router.post("/users")
 def user_create(request: Request, me: Admin, services: Services, username: str = Form(""), role: str = Form("viewer"),
                 password: str = Form(""), password2: str = Form("")) -> Response:
-    form = {"username": username, "role": role if role in ROLES else "viewer"}
+    form = {"username": username[:MAX_USERNAME_CHARS], "role": role if role in ROLES else "viewer"}
+    error = (too_long(username.strip(), MAX_USERNAME_CHARS, "Tên đăng nhập")
+             or too_long(password, MAX_PASSWORD_CHARS, "Mật khẩu") or too_long(password2, MAX_PASSWORD_CHARS, "Mật khẩu"))
+    if error:
+        return users_page(request, services, status=400, form=form, error=error)
     if password != password2:
         return users_page(request, services, status=400, form=form, error="Hai lần nhập mật khẩu không khớp.")
     try:
@@ -637,10 +716,10 @@ def user_active(request: Request, user_id: int, me: Admin, services: Services, a
 
 @router.get("/audit")
 def audit_page(request: Request, me: Admin, services: Services) -> Response:
-    actor = request.query_params.get("actor", "").strip()[:64] or None
-    action = request.query_params.get("action", "").strip()[:64] or None
+    actor = request.query_params.get("actor", "")[:MAX_FILTER_CHARS].strip() or None
+    action = request.query_params.get("action", "")[:MAX_FILTER_CHARS].strip() or None
     page = page_number(request)
     entries, total = audit.entries(services.store.db, actor=actor, action=action, limit=PAGE_SIZE,
                                    offset=(page - 1) * PAGE_SIZE)
     return render(request, "audit.html", entries=entries, total=total, page=page, pages=pages(total), actor=actor,
-                  action=action)
+                  action=action, actions=list(audit.ACTION_LABELS))

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from bot.console.accounts import StaffStore
+from bot.console.accounts import LoginLimits, StaffStore
+from bot.console.signin import SignInGate
 from bot.console.store import ConsoleStore
 from bot.text.vietnamese import fold
 
@@ -16,6 +17,7 @@ class Console:
     staff: StaffStore
     store: ConsoleStore
     procedures: dict  # code -> procedure record (the engine's knowledge base)
+    signin: SignInGate
     _folded: list[tuple[str, str, str]] = field(default_factory=list)  # (folded title, code, title)
 
     def procedure_title(self, code: str | None) -> str | None:
@@ -41,8 +43,9 @@ def console_of(request: Request) -> Console:
     console = getattr(app.state, "console", None)
     if console is None:
         assistant = app.state.assistant
-        db = assistant.store.db
-        console = Console(StaffStore(db, app.state.settings.console_session_ttl_s), ConsoleStore(db),
-                          assistant.engine.kb.procedures)
+        db, settings = assistant.store.db, app.state.settings
+        staff = StaffStore(db, settings.console_session_ttl_s)
+        console = Console(staff, ConsoleStore(db), assistant.engine.kb.procedures,
+                          SignInGate(staff, LoginLimits.from_settings(settings), settings.console_login_concurrency))
         app.state.console = console
     return console

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.console.accounts import ROLE_LABELS, ROLES
 from bot.console.audit import ACTION_LABELS
+from bot.console.forms import LIMITS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving time
@@ -55,7 +56,7 @@ def _env() -> Environment:
     env.filters.update(when=when, iso=iso, number=number, percent=percent,
                        channel=lambda c: CHANNEL_LABELS.get(c, c), role=lambda r: ROLE_LABELS.get(r, r),
                        action=lambda a: ACTION_LABELS.get(a, a))
-    env.globals.update(NAV=NAV, ROLES=ROLES, ROLE_LABELS=ROLE_LABELS, CHANNEL_LABELS=CHANNEL_LABELS,
+    env.globals.update(NAV=NAV, LIMITS=LIMITS, ROLES=ROLES, ROLE_LABELS=ROLE_LABELS, CHANNEL_LABELS=CHANNEL_LABELS,
                        UNIT="Trung tâm Phục vụ hành chính công")
     return env
 
