@@ -42,7 +42,7 @@ from tenacity import wait_exponential, wait_random_exponential
 from tenacity.wait import wait_base
 
 from bot.config import Settings
-from bot.privacy import mask
+from bot.privacy import mask, mask_json
 from bot.ratelimit import RateLimiter
 from bot.schema import channel_inbox, channel_outbox, channel_tokens
 from bot.service import Assistant, ChatTurn
@@ -190,26 +190,23 @@ RECORD_VERSION = 2  # inbox rows hold {"v": 2, "kind", "text", "meta"}; older ro
 RECORD_PREFIX = f'{{"v": {RECORD_VERSION},'
 EMPTY_RECORD: dict = {"v": RECORD_VERSION, "kind": "none", "text": "", "meta": {}}
 UNDELIVERED = ("pending", "sending")
+# identifiers an outbox payload needs back as they are (a Zalo user id is a long digit string, like an ID number)
 KEEP_KEYS = frozenset({"method", "chat_id", "user_id", "callback_query_id", "parse_mode"})
 
 
-def masked_strings(value: object, keep: frozenset[str] = KEEP_KEYS) -> object:
-    """``value`` with every string masked (bot.privacy.mask), except under the identifier keys in ``keep``."""
-    if isinstance(value, dict):
-        return {k: (v if k in keep and isinstance(v, (str, int)) else masked_strings(v, keep))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked_strings(v, keep) for v in value]
-    if isinstance(value, str):
-        return mask(value)
-    return value
+def storable(value: str) -> str:
+    """Text every database can store: a JSON body may carry a lone surrogate ("\\ud800", which UTF-8 cannot
+    encode) or NUL (which PostgreSQL refuses); they become U+FFFD and nothing."""
+    if not value.isascii():
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value.replace("\x00", "")
 
 
 def inbox_record(incoming: Incoming) -> dict:
     """What the inbox keeps of a message: what processing needs, the citizen's words masked — no names, usernames,
     contacts, locations or anything else of the platform's payload."""
-    return {"v": RECORD_VERSION, "kind": incoming.kind, "text": mask(incoming.text),
-            "meta": {k: str(v)[:256] for k, v in incoming.meta.items()}}
+    return {"v": RECORD_VERSION, "kind": incoming.kind, "text": mask(storable(incoming.text)),
+            "meta": {k: storable(str(v)[:256]) for k, v in incoming.meta.items()}}
 
 
 def safe_error(exc: BaseException) -> str:
@@ -234,7 +231,7 @@ class ChannelStore:
         try:
             with self.db.begin() as conn:
                 result = conn.execute(insert(channel_inbox).values(
-                    channel=channel, message_id=message_id[:128], user_id=user_id[:128],
+                    channel=channel, message_id=storable(message_id[:128]), user_id=storable(user_id[:128]),
                     payload=json.dumps(record, ensure_ascii=False), status="received", attempts=0,
                     created_at=now, updated_at=now,
                 ))
@@ -357,7 +354,7 @@ class ChannelStore:
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         if payload is not None and status in ("sent", "failed"):
-            values["payload"] = json.dumps(masked_strings(payload), ensure_ascii=False)
+            values["payload"] = json.dumps(mask_json(payload, keep=KEEP_KEYS), ensure_ascii=False)
         with self.db.begin() as conn:
             conn.execute(update(channel_outbox).where(channel_outbox.c.id == outbox_id).values(**values))
 

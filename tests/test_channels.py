@@ -443,6 +443,28 @@ def test_telegram_hostile_json_gets_400(app: TestClient, body: bytes) -> None:
     assert app.get("/health").status_code == 200
 
 
+def test_lone_surrogates_and_nul_in_json_are_stored_safely(app: TestClient, tg_peer: TelegramPeer,
+                                                           zalo_peer: ZaloPeer, assistant: Assistant) -> None:
+    # valid JSON that UTF-8 cannot encode ("\\ud800") or PostgreSQL cannot store (NUL): both once made the insert fail
+    body = json.dumps(tg_message(5202, "lệ phí khai sinh")).replace(
+        '"text": "', '"text": "\\ud800\\u0000').encode()
+    assert tg_post(app, body).status_code == 200
+    [answer] = wait_for(lambda: sent_to(tg_peer, 5202), what="the answer")
+    assert answer["text"].strip()
+    event = zalo_event("z-sur", "lệ phí khai sinh", msg_id="m-sur")
+
+    def signed_post(raw: bytes):  # noqa: ANN202
+        mac = hashlib.sha256(b"1234567890" + raw + event["timestamp"].encode() + OA_SECRET.encode()).hexdigest()
+        return app.post("/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": f"mac={mac}"})
+
+    body = json.dumps(event).replace('"m-sur"', '"m-sur\\u0000"').replace('"text": "', '"text": "\\udfff')
+    assert signed_post(body.encode()).status_code == 200
+    wait_for(lambda: zalo_sent(zalo_peer, "z-sur"), what="the Zalo answer")
+    assert signed_post(json.dumps(event).replace('"m-sur"', '"m-\\udfff"').encode()).status_code == 400  # an id
+    [stored] = [json.loads(p)["text"] for p in stored_inbox(assistant, "5202")]
+    assert "\x00" not in stored and "\ufffd" in stored and stored.endswith("lệ phí khai sinh")
+
+
 def test_telegram_edits_and_service_updates_are_answered_200_and_ignored(app: TestClient, tg_peer: TelegramPeer,
                                                                         assistant: Assistant) -> None:
     edited = {"update_id": next(ids), "edited_message": {**base_message(5201), "edit_date": int(time.time())}}
