@@ -110,7 +110,7 @@ _SCORE_NUMBER = SyllableRule(
     rf"(?:[0-9]|10|[0-9]+/(?:5|10))(?: (?:sao|diem|d|tren 5|tren 10|tren muoi))?|(?:{_WORD}|muoi) (?:sao|diem)",
     marks={"sao": ("sao",), "diem": ("điểm",), "muoi": ("mười",), **_NUMBER_MARKS},
 )
-_BARE_NUMBER_RE = re.compile(r"\s*(?:so|thu|cai|chon)?\s*([1-9])\s*")
+_BARE_NUMBER_RE = re.compile(r"\s*(?:(?:so|thu|cai|chon)\s*)?([1-9])\s*")  # one \s* per gap: linear
 
 
 def _entity(line: FoldedLine, name: str, value: str, first: int, end: int) -> dict[str, Any]:

@@ -34,8 +34,8 @@ _MIN_SYLLABLES, _MAX_SYLLABLES = 2, 7
 _MAX_TITLES_PER_NAME = 40
 
 # The title's qualifiers start at one of these (variants, levels, scope, legal source, lists).
-_QUALIFIER_RE = re.compile(
-    r"\s*(?:\(|,|;|/|:|\s[-–]\s|\b(?:đối với|trường hợp|có yếu tố nước ngoài|tại|theo|của|cho|thực hiện|do"
+_QUALIFIER_RE = re.compile(  # (?<!\s): starts only where a run of spaces starts, so search stays linear
+    r"(?<!\s)\s*(?:\(|,|;|/|:|\s[-–]\s|\b(?:đối với|trường hợp|có yếu tố nước ngoài|tại|theo|của|cho|thực hiện|do"
     r"|thuộc|trên|ở|khi|với|để|trong|từ|cấp (?:xã|tỉnh|huyện|trung ương|bộ))\b)",
     re.IGNORECASE,
 )

@@ -429,7 +429,7 @@ def lexical_tokens(text: str) -> list[str]:
 
 # Clause boundary: punctuation followed by a space or the end ("đất, quyền" splits; "20.000",
 # "01/8/2024", "NĐ-CP" do not).
-_CLAUSE_SPLIT_RE = re.compile(r"[^\w\s]+(?:\s+|$)")
+_CLAUSE_SPLIT_RE = re.compile(r"(?<![^\w\s])[^\w\s]+(?:\s+|$)")  # from a punctuation run's start: linear
 
 
 _crf: Any = None  # (featurizer, tagger) of underthesea's word-segmentation model, or False

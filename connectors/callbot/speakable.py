@@ -68,7 +68,7 @@ _SOURCE_LINE = re.compile(r"\b(Nguồn|Xem thêm)\s*:.*$", re.MULTILINE | re.IGN
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d+))?(?![\w])")
 _CODE = re.compile(r"\b(\d)\.(\d{6})\b")  # a national procedure code, e.g. 1.001193
 _DATE = re.compile(r"\b(?:ngày\s+)?(\d{1,2})/(\d{1,2})/(\d{4})\b")
-_LONG_ASIDE = re.compile(r"\s*\((?:[^()]*\([^()]*\))*[^()]*\)")
+_LONG_ASIDE = re.compile(r"(?<!\s)\s*\((?:[^()]*\([^()]*\))*[^()]*\)")  # (?<!\s): linear search
 _MONEY_SUFFIX = [(re.compile(r"(\d)\s*(?:đ|vnđ|VNĐ|VND)\b"), r"\1 đồng"), (re.compile(r"(\d)\s*k\b"), r"\1 nghìn")]
 _SYMBOLS = [("%", " phần trăm"), ("/lần", " mỗi lần"), ("/ lần", " mỗi lần"), ("/bản", " mỗi bản"),
             ("/trang", " mỗi trang"), ("/", " trên "), ("&", " và "), ("+", " cộng "), ("–", ", "), ("—", ", "),
