@@ -37,9 +37,10 @@ ids = itertools.count(1000)
 
 @pytest.fixture(scope="module")
 def channel_settings(settings: Settings, tg_peer: TelegramPeer, zalo_peer: ZaloPeer) -> Settings:
-    # the production default of the per-user limit (the session's test settings lift every limit)
+    # a per-user limit (the session's test settings lift every limit): the production default's 10 messages, in a
+    # window no slow test machine can outlast
     return configured(settings, tg_peer, zalo_peer, TG_SECRET, OA_SECRET).model_copy(
-        update={"rate_limit_channel_user": "10/10second;30/minute"})
+        update={"rate_limit_channel_user": "10/minute;30/hour"})
 
 
 @pytest.fixture(scope="module")
@@ -764,10 +765,10 @@ def test_a_burst_from_one_telegram_chat_meets_one_short_notice(app: TestClient, 
     chat = 5500
     for n in range(40):
         assert tg_post(app, tg_message(chat, f"lệ phí làm căn cước lần {n + 1}")).status_code == 200
-    limit = 10  # the first window of VNA_RATE_LIMIT_CHANNEL_USER ("10/10second;30/minute")
-    assert channel_settings.rate_limit_channel_user.startswith(f"{limit}/10second")
+    limit = 10  # the first window of the module's VNA_RATE_LIMIT_CHANNEL_USER ("10/minute;30/hour")
+    assert channel_settings.rate_limit_channel_user.startswith(f"{limit}/minute")
     stored = stored_inbox(assistant, str(chat))
-    assert 1 <= len(stored) <= limit
+    assert len(stored) == limit
     wait_for(lambda: len(sent_to(tg_peer, chat)) >= len(stored) + 1, what="the answers and the notice")
     time.sleep(1.0)
     texts = [p["text"] for p in sent_to(tg_peer, chat)]
@@ -792,7 +793,7 @@ def test_channel_user_limits_are_shared_through_redis(settings: Settings, assist
     shared = configured(settings, tg_peer, None).model_copy(update={"redis_url": redis_url,
                                                                     "rate_limit_channel_user": "3/minute"})
     one, two = (ChannelHub(assistant, shared, [TelegramChannel(shared)]) for _ in range(2))
-    chat = str(random.randrange(10**9, 10**10))  # a fresh counter in the shared store
+    chat = str(time.time_ns())  # a fresh counter in the shared store
     outcomes = [hub._receive(Incoming("telegram", chat, f"câu hỏi {n}"), f"r-{chat}-{n}")
                 for n, hub in enumerate((one, two, one, two))]
     assert all(isinstance(o, int) for o in outcomes[:3]) and outcomes[3] == "notified"
