@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     # Optional SIP digest authentication of INVITEs (RFC 3261 §22); unset = none (then set callbot_allowed_peers).
     callbot_sip_username: str | None = None
     callbot_sip_password: SecretStr | None = None
+    callbot_sip_auth_failure_limit: str = "10/minute;100/hour"  # failed digest attempts per address, then 403
 
     # Staff console (/console, docs/console.md): a sign-in lasts this long at most (it also ends after 30 minutes
     # without a request, and at sign-out).

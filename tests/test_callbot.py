@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from connectors.callbot import Callbot
 from connectors.callbot.rtp import PCMA, PCMU, decode, encode
@@ -433,7 +434,8 @@ def test_a_softphone_call_with_baresip(callbot: Callbot, assistant, tmp_path: Pa
             output = peer.communicate()[0]
     assert len(callbot.finished) > before, output[-3000:]
     call = callbot.finished[-1]
-    assert call.turns and call.turns[0]["mode"] == "speech", call.turns
+    assert call.turns and call.turns[0]["mode"] == "speech", (call.turns, call.rtp.foreign_packets, call.rtp.source,
+                                                             call.dialog.media, output[-2000:])
     assert call.rated == 3
     assert {"session_id": call.session_id, "channel": "phone", "score": 3} in assistant.store.rating_list(call.session_id)
     assert "terminated" in output
@@ -446,3 +448,334 @@ def test_a_softphone_call_with_baresip(callbot: Callbot, assistant, tmp_path: Pa
     start = int(np.argmax(np.abs(heard) > 200))
     text = callbot.pool.recognizer().transcribe(heard[start:start + 3 * rate]).text
     assert "chao" in fold(text), text
+
+
+# ------------------------------------------------------------------------------------------ safe in front of the public
+
+
+GOOD_SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            "m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+def test_hostile_sdp_offers_are_refused_with_400_or_488_never_an_exception() -> None:
+    from connectors.callbot.sip import SdpError
+
+    assert parse_sdp(GOOD_SDP.encode(), peer_host="127.0.0.1").port == 4000
+    refused = {
+        "port 99999": (GOOD_SDP.replace("4000", "99999"), 488),
+        "port 0 (declined) in a first offer": (GOOD_SDP.replace("4000", "0"), 488),
+        "a host name to resolve": (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 tongdai.example.vn"), 488),
+        "an IPv4 address that is not one": (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 10.0.0.999"), 488),
+        "multicast": (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 239.1.2.3"), 488),
+        "broadcast": (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 255.255.255.255"), 488),
+        "0.0.0.0 outside a hold": (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"), 488),
+        "SRTP": (GOOD_SDP.replace("RTP/AVP", "RTP/SAVP"), 488),
+        "video only": (GOOD_SDP.replace("m=audio", "m=video"), 488),
+        "a port that is not a number": (GOOD_SDP.replace("4000", "bốn nghìn"), 400),
+        "payload type 300": (GOOD_SDP.replace("0 8 101", "0 8 300"), 400),
+        "binary garbage": ("\udcff\udcfe\x00\x01 rác", 400),
+        "no version line": (GOOD_SDP.replace("v=0\r\n", ""), 400),
+        "no connection line": (GOOD_SDP.replace("c=IN IP4 127.0.0.1\r\n", ""), 400),
+    }
+    for name, (sdp, status) in refused.items():
+        with pytest.raises(SdpError) as caught:
+            parse_sdp(sdp.encode("utf-8", "surrogateescape"), peer_host="127.0.0.1")
+        assert caught.value.status == status, name
+    # loopback media is refused from a remote peer (it would make the bot stream to itself)
+    with pytest.raises(SdpError):
+        parse_sdp(GOOD_SDP.encode(), peer_host="203.0.113.7")
+    # on hold in a re-INVITE, port 0 / 0.0.0.0 / sendonly are accepted
+    assert parse_sdp(GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0").encode(), reinvite=True).on_hold
+    assert parse_sdp((GOOD_SDP + "a=sendonly\r\n").encode(), reinvite=True).on_hold
+
+
+def test_any_bytes_as_sdp_give_an_offer_or_a_refusal() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from connectors.callbot.sip import MediaOffer, SdpError
+
+    lines = st.sampled_from(["v=0", "c=IN IP4 10.0.0.5", "c=IN IP6 ::1", "c=IN IP4 1.2.3", "m=audio 4000 RTP/AVP 0",
+                             "m=audio 70000/2 RTP/AVP 0 8", "m=audio  RTP/AVP", "a=rtpmap:101 telephone-event",
+                             "a=rtpmap:x", "a=sendonly", "s=Tổng đài", "m=video 0 RTP/AVP 31"]) | st.text(max_size=40)
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(lines, max_size=12), st.binary(max_size=64))
+    def check(parts: list[str], tail: bytes) -> None:
+        body = "\r\n".join(parts).encode("utf-8", "surrogatepass") + tail
+        try:
+            assert isinstance(parse_sdp(body, peer_host="10.0.0.5"), MediaOffer)
+        except SdpError as exc:
+            assert exc.status in (400, 488)
+
+    check()
+
+
+def test_digest_response_matches_the_rfc_2617_example() -> None:
+    from connectors.callbot.digest import digest_response
+
+    assert digest_response("Mufasa", "testrealm@host.com", "Circle Of Life", "GET", "/dir/index.html",
+                           "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001", "0a4f113b") \
+        == "6629fae49393a05397450978507c4ef1"
+
+
+class Peer:
+    """A raw UDP socket playing a SIP peer (or a forger), bound to ``host``."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(3)
+        self.host, self.port = self.sock.getsockname()
+
+    def send(self, bot_port: int, text: str) -> None:
+        self.sock.sendto(text.replace("\n", "\r\n").encode(), ("127.0.0.1", bot_port))
+
+    def final(self, call_id: str | None = None) -> str:
+        """The next final response (100 Trying skipped), to a request of ``call_id`` if given (the bot keeps
+        retransmitting a 200 OK this peer never acknowledges)."""
+        while True:
+            data = self.sock.recv(4096).decode()
+            if not data.startswith("SIP/2.0 1") and (call_id is None or f"Call-ID: {call_id}\r\n" in data):
+                return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _invite(peer: Peer, bot_port: int, call_id: str, sdp: str, extra: str = "", cseq: int = 1) -> str:
+    return (f"INVITE sip:callbot@127.0.0.1:{bot_port} SIP/2.0\nVia: SIP/2.0/UDP {peer.host}:{peer.port};"
+            f"branch=z9hG4bK-{call_id}-{cseq}\nFrom: <sip:0901234567@{peer.host}>;tag=t-{call_id}\n"
+            f"To: <sip:callbot@127.0.0.1>\nCall-ID: {call_id}\nCSeq: {cseq} INVITE\n"
+            f"Contact: <sip:0901234567@{peer.host}:{peer.port}>\n{extra}Content-Type: application/sdp\n"
+            f"Content-Length: {len(sdp.encode())}\n\n{sdp}")
+
+
+def test_an_invite_with_a_hostile_offer_gets_488_or_400_and_the_line_keeps_answering(callbot: Callbot) -> None:
+    peer = Peer()
+    try:
+        for n, (sdp, status) in enumerate([(GOOD_SDP.replace("4000", "99999"), "488"),
+                                           (GOOD_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 evil.example"), "488"),
+                                           ("v=0\r\nm=audio 0x10 RTP/AVP 0\r\n" + "a=x\r\n" * 300, "400")]):
+            peer.send(callbot.port, _invite(peer, callbot.port, f"hostile-sdp-{n}@test", sdp))
+            answer = peer.final()
+            assert answer.startswith(f"SIP/2.0 {status}"), answer
+            assert "Warning: 3" in answer
+        assert not [c for c in callbot.calls.values() if c.dialog.call_id.startswith("hostile-sdp")]
+        peer.send(callbot.port, f"OPTIONS sip:callbot@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{peer.port};"
+                                "branch=z9hG4bK-o\nFrom: <sip:t@127.0.0.1>;tag=o\nTo: <sip:callbot@127.0.0.1>\n"
+                                "Call-ID: after-hostile@test\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+        assert peer.final().startswith("SIP/2.0 200")
+    finally:
+        peer.close()
+
+
+def _wait_for_call(bot: Callbot, marker: str, out: dict, timeout: float = 15) -> object:
+    """The call whose SIPp From tag contains ``marker``, once it is answered and confirmed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and "result" not in out:
+        for call in list(bot.calls.values()):
+            if marker in (call.dialog.remote_tag or "") and call.dialog.confirmed:
+                return call
+        time.sleep(0.05)
+    result = out.get("result")
+    raise AssertionError("no call came up" + (f": {result.stderr[-3000:]}{result.stdout[-2000:]}" if result else ""))
+
+
+def _run_in_background(fn, *args) -> tuple[threading.Thread, dict]:  # noqa: ANN001
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.setdefault("result", fn(*args)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_bye_from_another_port_or_host_or_with_other_tags_gets_481_and_the_call_goes_on(
+        callbot: Callbot, assistant) -> None:  # noqa: ANN001
+    """SIPp is the caller; it sends a BYE with a forged From tag, one with a forged To tag and a re-INVITE with port
+    99999 (481, 481, 488 — scripted in tests/sipp/forged.xml). The test sends the right BYE — right Call-ID and
+    both tags, as an eavesdropper would — from another port and from another host (127.0.0.2): 481 each. The call
+    goes on: the caller's keys 9 and 4 still reach it, the rating is stored and only then the bot hangs up."""
+    recorder = Recorder()
+    before = len(callbot.finished)
+    refused_before = callbot.endpoint.refused_in_dialog
+    try:
+        thread, out = _run_in_background(sipp, callbot, "forged.xml", recorder)
+        call = _wait_for_call(callbot, "SIPpTag03", out)
+        dialog = call.dialog
+        for host in ("127.0.0.1", "127.0.0.2"):
+            forger = Peer(host)
+            try:
+                forger.send(callbot.port, f"BYE sip:callbot@127.0.0.1:{callbot.port} SIP/2.0\nVia: SIP/2.0/UDP "
+                            f"{host}:{forger.port};branch=z9hG4bK-forged-{host}\nFrom: <sip:0901234567@127.0.0.1>;"
+                            f"tag={dialog.remote_tag}\nTo: <sip:callbot@127.0.0.1>;tag={dialog.local_tag}\n"
+                            f"Call-ID: {dialog.call_id}\nCSeq: 50 BYE\nContent-Length: 0\n\n")
+                assert forger.final().startswith("SIP/2.0 481")
+            finally:
+                forger.close()
+        assert not dialog.ended
+        thread.join(90)
+    finally:
+        recorder.close()
+    result = out["result"]
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    call = _finished_call(callbot, before)
+    assert call.rated == 4 and call.transcript[-1]["text"].startswith("Cảm ơn bạn đã đánh giá")
+    assert (call.dialog.media.address, call.dialog.media.port) == ("127.0.0.1", recorder.port)  # 99999 not taken
+    assert callbot.endpoint.refused_in_dialog - refused_before >= 4
+
+
+def _telephone_event(key: int, seq: int, timestamp: int, end: bool) -> bytes:
+    import struct
+
+    return struct.pack("!BBHII", 0x80, 101, seq, timestamp, 0x1234ABCD) + \
+        struct.pack("!BBH", key, (0x80 if end else 0) | 10, 800)
+
+
+def test_rtp_from_a_second_source_is_ignored(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+    """Once the caller's first packet (SIPp's key 1) fixed the media source, key presses sent to the call's RTP port
+    from another port and from another host — "0", which would transfer the call — are dropped: no ticket, no
+    REFER; the caller's own keys (1, then 9 and 4 by INFO) are the only ones heard."""
+    recorder = Recorder()
+    before = len(callbot.finished)
+    try:
+        thread, out = _run_in_background(sipp, callbot, "second_source.xml", recorder)
+        call = _wait_for_call(callbot, "SIPpTag04", out)
+        deadline = time.monotonic() + 10
+        while call.rtp.source is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert call.rtp.source is not None and call.rtp.source[0] == "127.0.0.1"
+        rtp_port = call.rtp.transport.get_extra_info("sockname")[1]
+        for host in ("127.0.0.1", "127.0.0.2"):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as injector:
+                injector.bind((host, 0))
+                for n in range(8):
+                    injector.sendto(_telephone_event(0, 100 + n, 4242, end=n >= 5), ("127.0.0.1", rtp_port))
+        thread.join(90)
+    finally:
+        recorder.close()
+    result = out["result"]
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    call = _finished_call(callbot, before)
+    assert call.rtp.foreign_packets >= 16
+    assert call.transfer_status is None and assistant.store.ticket_list(call.session_id) == []
+    said = [t["text"] for t in call.transcript if t["role"] == "bot"]
+    assert said[1] == callbot.menu.procedures_prompt(0)  # the caller's own key 1 was heard
+    assert call.rated == 4
+
+
+def _another_callbot(callbot: Callbot, **overrides: object) -> Callbot:
+    bot = Callbot(callbot.assistant, callbot.settings.model_copy(update={"callbot_speech": False, **overrides}))
+    asyncio.run_coroutine_threadsafe(bot.start(), callbot.loop).result(10)  # type: ignore[attr-defined]
+    return bot
+
+
+def _stop(callbot: Callbot, bot: Callbot) -> None:
+    asyncio.run_coroutine_threadsafe(bot.stop(), callbot.loop).result(10)  # type: ignore[attr-defined]
+
+
+def test_a_call_longer_than_the_maximum_is_ended_with_a_goodbye_and_bye(callbot: Callbot) -> None:
+    """With a 4-second maximum, a caller who stays on the line hears the greeting cut short, then a short Vietnamese
+    goodbye, and gets the bot's BYE (SIPp waits for it)."""
+    from connectors.callbot.call import TIME_UP
+
+    bot = _another_callbot(callbot, callbot_max_call_s=4.0)
+    recorder = Recorder()
+    started = time.monotonic()
+    try:
+        result = sipp(bot, "max_length.xml", recorder)
+        ended = time.monotonic()
+    finally:
+        recorder.close()
+        _stop(callbot, bot)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    call = bot.finished[-1]
+    assert call.timed_out and call.transcript[-1]["text"] == TIME_UP
+    goodbye_s = len(bot.tts.cache[TIME_UP]) / 8000
+    assert 4 + goodbye_s - 1 < ended - started < 4 + goodbye_s + 8
+    assert recorder.voiced_seconds(started + 4.5) > goodbye_s * 0.6  # the goodbye was heard before the BYE
+
+
+def test_digest_auth_challenges_an_invite_and_admits_only_the_right_password(callbot: Callbot) -> None:
+    """With a SIP user name and password set: SIPp's INVITE without credentials gets 401 with a nonce; with the
+    right digest the call is set up; with a wrong password 403 and no call."""
+    bot = _another_callbot(callbot, callbot_sip_username="tongdai", callbot_sip_password=SecretStr("mật-khẩu-dài-7Qx2"))
+    recorder = Recorder()
+    try:
+        ok = sipp(bot, "auth.xml", recorder, "-au", "tongdai", "-ap", "mật-khẩu-dài-7Qx2")
+        time.sleep(1)  # the bot lets a call go half a second after its BYE
+        calls_after_ok = len(bot.finished) + len(bot.calls)
+        wrong = sipp(bot, "auth_refused.xml", recorder, "-au", "tongdai", "-ap", "mat-khau-sai")
+        time.sleep(1)
+        calls_after_wrong = len(bot.finished) + len(bot.calls)
+    finally:
+        recorder.close()
+        _stop(callbot, bot)
+    assert ok.returncode == 0, ok.stderr[-3000:] + ok.stdout[-2000:]
+    assert calls_after_ok == 1
+    assert wrong.returncode == 0, wrong.stderr[-3000:] + wrong.stdout[-2000:]
+    assert calls_after_wrong == 1
+
+
+def test_digest_nonces_expire_and_cannot_be_replayed(callbot: Callbot) -> None:
+    """A stolen Authorization header does not place a second call (its nonce count was used), and a nonce older
+    than its lifetime earns a new challenge marked stale instead of a call."""
+    import re
+
+    from connectors.callbot.digest import digest_response
+
+    bot = _another_callbot(callbot, callbot_sip_username="tongdai", callbot_sip_password=SecretStr("mật-khẩu-dài-7Qx2"))
+    bot.endpoint.auth.nonce_ttl = 2.0
+    peer, recorder = Peer(), Recorder()
+    sdp = GOOD_SDP.replace("4000", str(recorder.port))
+    uri = f"sip:callbot@127.0.0.1:{bot.port}"
+
+    def authorization(challenge: str) -> str:
+        nonce = re.search(r'nonce="([^"]+)"', challenge).group(1)
+        response = digest_response("tongdai", "vnassist-callbot", "mật-khẩu-dài-7Qx2", "INVITE", uri, nonce,
+                                   "00000001", "c0ffee")
+        return (f'Authorization: Digest username="tongdai", realm="vnassist-callbot", nonce="{nonce}", uri="{uri}", '
+                f'response="{response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee"\n')
+
+    try:
+        peer.send(bot.port, _invite(peer, bot.port, "digest-1@test", sdp))
+        challenge = peer.final()
+        assert challenge.startswith("SIP/2.0 401") and 'qop="auth"' in challenge
+        header = authorization(challenge)
+        peer.send(bot.port, _invite(peer, bot.port, "digest-1@test", sdp, header, cseq=2))
+        assert peer.final().startswith("SIP/2.0 200")
+        # the same header on a new call: refused (a new challenge), no second call
+        peer.send(bot.port, _invite(peer, bot.port, "digest-2@test", sdp, header, cseq=1))
+        assert peer.final("digest-2@test").startswith("SIP/2.0 401")
+        # a nonce past its lifetime: 401 with stale=true
+        peer.send(bot.port, _invite(peer, bot.port, "digest-3@test", sdp))
+        fresh = peer.final("digest-3@test")
+        time.sleep(2.5)
+        peer.send(bot.port, _invite(peer, bot.port, "digest-3@test", sdp, authorization(fresh), cseq=2))
+        stale = peer.final("digest-3@test")
+        assert stale.startswith("SIP/2.0 401") and "stale=true" in stale
+        assert [c.dialog.call_id for c in bot.calls.values()] == ["digest-1@test"]
+    finally:
+        peer.close()
+        recorder.close()
+        _stop(callbot, bot)
+
+
+def test_a_public_bind_without_allowed_peers_or_digest_auth_is_warned_about(settings, assistant, caplog) -> None:  # noqa: ANN001
+    def warning_for(**overrides: object) -> str | None:
+        return Callbot(assistant, settings.model_copy(update=overrides)).exposure_warning()
+
+    assert warning_for(callbot_host="127.0.0.1") is None
+    assert "VNA_CALLBOT_ALLOWED_PEERS" in (warning_for(callbot_host="0.0.0.0") or "")
+    assert "VNA_CALLBOT_ALLOWED_PEERS" in (warning_for(callbot_host="10.0.0.20") or "")
+    assert warning_for(callbot_host="0.0.0.0", callbot_allowed_peers=["10.0.0.5"]) is None
+    assert warning_for(callbot_host="0.0.0.0", callbot_sip_username="tongdai", callbot_sip_password=SecretStr("x" * 20)) is None
+
+    async def start_and_stop() -> None:
+        bot = Callbot(assistant, settings.model_copy(update={"callbot_host": "0.0.0.0", "callbot_port": 0,
+                                                             "callbot_speech": False}))
+        await bot.start()
+        await bot.stop()
+
+    with caplog.at_level("WARNING", logger="connectors.callbot"):
+        asyncio.run(start_and_stop())
+    assert any("beyond loopback" in r.getMessage() for r in caplog.records)

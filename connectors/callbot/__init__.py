@@ -11,12 +11,14 @@ and `python -m bot callbot` runs it alone. Operator guide: docs/callbot.md.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connectors.callbot.digest import DigestAuthenticator
 from connectors.callbot.menu import Menu
 from connectors.callbot.rtp import PCMA, PCMU, RtpSession, open_rtp
 from connectors.callbot.sip import CallHandler, Dialog, SipEndpoint, start_endpoint
@@ -60,17 +62,48 @@ class Callbot(CallHandler):
         host = self.settings.callbot_public_host or self.settings.callbot_host
         return "127.0.0.1" if host in ("0.0.0.0", "") else host
 
+    def authenticator(self) -> DigestAuthenticator | None:
+        """Digest authentication of INVITEs when both a SIP user name and password are set."""
+        settings = self.settings
+        if not (settings.callbot_sip_username and settings.callbot_sip_password
+                and settings.callbot_sip_password.get_secret_value()):
+            return None
+        from bot.ratelimit import RateLimiter
+
+        return DigestAuthenticator(settings.callbot_sip_username, settings.callbot_sip_password.get_secret_value(),
+                                   failure_limit=settings.callbot_sip_auth_failure_limit,
+                                   limiter=RateLimiter.from_settings(settings))
+
+    def exposure_warning(self) -> str | None:
+        """What to log when the endpoint listens beyond loopback with neither an allow-list nor digest auth."""
+        settings = self.settings
+        host = settings.callbot_host or "0.0.0.0"
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback or settings.callbot_allowed_peers or self.authenticator() is not None:
+            return None
+        return (f"callbot: SIP listens on {host}, beyond loopback, and anyone who reaches it can place calls: set "
+                "VNA_CALLBOT_ALLOWED_PEERS to your PBX's address (and VNA_CALLBOT_SIP_USERNAME/_PASSWORD for digest "
+                "authentication); see docs/callbot.md")
+
     async def start(self) -> None:
         if self.settings.callbot_host in ("0.0.0.0", "") and not self.settings.callbot_public_host:
             log.warning("callbot: listening on all interfaces but VNA_CALLBOT_PUBLIC_HOST is not set; SDP and Contact "
                         "will say 127.0.0.1, which a PBX on another machine cannot reach")
+        warning = self.exposure_warning()
+        if warning:
+            log.warning(warning)
         codecs = [CODEC_TYPES[c] for c in self.settings.callbot_codecs]
+        auth = self.authenticator()
         self.endpoint = await start_endpoint(self, self.settings.callbot_host, self.settings.callbot_port,
                                              self.public_host, codecs, self.settings.callbot_allowed_peers,
-                                             self.settings.callbot_max_calls)
-        log.info("callbot: SIP on udp://%s:%d (RTP %s), speech %s, transfer to %s", self.settings.callbot_host,
-                 self.endpoint.port, self.settings.callbot_rtp_ports, "on" if self.pool else "off",
-                 self.settings.callbot_transfer_uri or "(none: tickets only)")
+                                             self.settings.callbot_max_calls, auth=auth)
+        log.info("callbot: SIP on udp://%s:%d (RTP %s), speech %s, transfer to %s, peers %s, digest auth %s",
+                 self.settings.callbot_host, self.endpoint.port, self.settings.callbot_rtp_ports,
+                 "on" if self.pool else "off", self.settings.callbot_transfer_uri or "(none: tickets only)",
+                 self.settings.callbot_allowed_peers or "any", "on" if auth else "off")
 
     @property
     def port(self) -> int:
@@ -107,7 +140,7 @@ class Callbot(CallHandler):
             lambda: RtpSession(dialog.codec, media.dtmf_type, (media.address, media.port),
                                on_audio=lambda f: holder["call"].on_audio(f),
                                on_dtmf=lambda k: holder["call"].on_key(k),
-                               symmetric=self.settings.callbot_symmetric_rtp))
+                               symmetric=self.settings.callbot_symmetric_rtp, signalling_host=dialog.remote_addr[0]))
         call = Call(self, dialog, rtp)
         holder["call"] = call
         rtp.on_tick = call.on_tick
@@ -126,6 +159,7 @@ class Callbot(CallHandler):
             self._warmed = True
             self.pool.warm_up()
         call.task = asyncio.ensure_future(call.run())
+        call.limit_task = asyncio.ensure_future(call.time_limit(self.settings.callbot_max_call_s))
 
     def call_ended(self, dialog: Dialog, reason: str) -> None:
         call = self.calls.get(dialog.call_id)
@@ -141,12 +175,22 @@ class Callbot(CallHandler):
         if call is not None:
             call.on_key(key)
 
+    def media_changed(self, dialog: Dialog) -> None:
+        call = self.calls.get(dialog.call_id)
+        if call is None:
+            return
+        call.rtp.on_hold = dialog.on_hold
+        if not dialog.on_hold and dialog.media is not None:
+            call.rtp.move((dialog.media.address, dialog.media.port))
+        log.info("callbot: call %s %s", dialog.call_id, "on hold" if dialog.on_hold else "media moved or resumed")
+
     def _drop(self, call: Call) -> None:
         if self.calls.pop(call.dialog.call_id, None) is None:
             return
         call.rtp.close()
-        if call.task is not None and not call.task.done():
-            call.task.cancel()
+        for task in (call.task, call.limit_task):
+            if task is not None and not task.done():
+                task.cancel()
         self.finished = (self.finished + [call])[-200:]
 
     # ----- latency log

@@ -11,6 +11,7 @@ is recorded as a turn of the same conversation, so "còn lệ phí thì sao?" af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -43,6 +44,7 @@ BAD_KEY = "Phím này không có trong danh sách."
 RATING = "Bạn hãy bấm một phím từ 1 đến 5 để đánh giá cuộc gọi: 1 là rất không hài lòng, 5 là rất hài lòng."
 THANKS = "Cảm ơn bạn đã đánh giá. Chào bạn."
 GOODBYE = "Cảm ơn bạn đã gọi. Chào bạn."
+TIME_UP = "Cuộc gọi đã đến giới hạn thời gian. Cảm ơn bạn đã gọi, bạn có thể gọi lại nếu cần. Chào bạn."
 TRANSFERRING = "Mình đang chuyển máy tới cán bộ, mã yêu cầu {ticket}. Bạn vui lòng chờ trong giây lát."
 # The caller's number is not stored (personal data), so staff cannot call back: the caller is given the ticket.
 NO_TRANSFER = ("Hiện chưa chuyển máy được. Bạn vui lòng gọi tổng đài {hotline} trong giờ hành chính và đọc mã yêu "
@@ -98,6 +100,8 @@ class Call:
         self.last_said = ""
         self.transcript: list[dict] = []
         self.task: asyncio.Task | None = None
+        self.limit_task: asyncio.Task | None = None
+        self.timed_out = False
         self.turns: list[dict] = []
         self.rated: int | None = None
         self.transfer_status: int | None = None
@@ -161,6 +165,31 @@ class Call:
             log.exception("callbot: call %s failed", self.dialog.call_id)
             if not self.dialog.ended:
                 await self.bot.endpoint.hangup(self.dialog)
+
+    async def time_limit(self, max_call_s: float) -> None:
+        """The longest a call may last: then whatever is going on stops, the caller hears a short goodbye and the
+        bot hangs up (BYE). If saying goodbye itself gets stuck, the BYE goes anyway 15 s later."""
+        try:
+            await asyncio.sleep(max_call_s)
+            if self.dialog.ended:
+                return
+            self.timed_out = True
+            log.info("callbot: call %s reached the maximum length (%.0f s); ending it", self.dialog.call_id, max_call_s)
+            if self.task is not None and not self.task.done():
+                self.task.cancel()
+            self.rtp.stop()
+            self.state, self.listening = "done", False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._say_and_drain(TIME_UP), 15)
+            if not self.dialog.ended:
+                await self.bot.endpoint.hangup(self.dialog)
+        except asyncio.CancelledError:
+            pass
+
+    async def _say_and_drain(self, text: str) -> None:
+        await self.say(text, cache=True)
+        await self.rtp.drained()
+        await asyncio.sleep(0.2)
 
     def _idle_timeout(self) -> float:
         return self.bot.settings.callbot_idle_timeout_s + len(self.rtp.queue) * 0.02

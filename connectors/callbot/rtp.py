@@ -3,6 +3,12 @@
 The sender runs one 20 ms clock per call and always sends a frame: the next frame of what is being played, or
 silence. Playing is putting frames in a queue; barge-in is emptying it (`stop`). Frames go to the address the SDP
 offer named, or — with ``symmetric`` (callers behind NAT) — to where the caller's packets come from.
+
+Only the caller's media is heard: the first packet from an expected host fixes the source (address and port) and
+packets from anywhere else are dropped and counted. The expected hosts are the SDP's connection address and the
+address the SIP dialog came from (a NAT maps both to its public address; a host with several interfaces may name
+one in its SDP and send from another). A packet from any other host never becomes the source, so nobody can inject
+key presses or speech by racing the caller's first packet.
 """
 
 from __future__ import annotations
@@ -72,13 +78,18 @@ class RtpSession(asyncio.DatagramProtocol):
     """The media of one call. ``on_audio(frame)`` gets decoded int16 samples; ``on_dtmf(key)`` each key once."""
 
     def __init__(self, payload_type: int, dtmf_type: int | None, remote: tuple[str, int],
-                 on_audio: Callable[[np.ndarray], None], on_dtmf: Callable[[str], None], symmetric: bool = False):
+                 on_audio: Callable[[np.ndarray], None], on_dtmf: Callable[[str], None], symmetric: bool = False,
+                 signalling_host: str | None = None):
         self.payload_type = payload_type
         self.dtmf_type = dtmf_type
         self.remote = remote
         self.on_audio = on_audio
         self.on_dtmf = on_dtmf
         self.symmetric = symmetric
+        self.signalling_host = signalling_host
+        self.source: tuple[str, int] | None = None  # the caller's media, once its first packet came
+        self.foreign_packets = 0  # packets dropped because they came from elsewhere
+        self.on_hold = False  # a re-INVITE put the call on hold: nothing is sent
         self.transport: asyncio.DatagramTransport | None = None
         self.queue: deque[np.ndarray] = deque()
         self.ssrc = random.getrandbits(32)
@@ -101,20 +112,45 @@ class RtpSession(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def expected_hosts(self) -> set[str]:
+        return {self.remote[0], self.signalling_host} - {None}  # type: ignore[return-value]
+
+    def move(self, remote: tuple[str, int]) -> None:
+        """The caller's media moved (re-INVITE): send there, and learn the source again."""
+        self.remote, self.source = remote, None
+
+    def _from_caller(self, addr: tuple[str, int]) -> bool:
+        if self.source is None:
+            if addr[0] not in self.expected_hosts():
+                return False
+            self.source = (addr[0], addr[1])
+            if self.symmetric:
+                self.remote = self.source
+            return True
+        return (addr[0], addr[1]) == self.source
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self._from_caller(addr):
+            self.foreign_packets += 1
+            if self.foreign_packets in (1, 100, 10_000):
+                log.warning("callbot: RTP from %s:%d dropped (the call's media comes from %s); %d so far",
+                            addr[0], addr[1], f"{self.source[0]}:{self.source[1]}" if self.source else " or ".join(
+                                sorted(self.expected_hosts())),
+                            self.foreign_packets)
+            return
         if len(data) < 12 or data[0] >> 6 != 2:
             return
         self.packets_in += 1
         self.idle_since = time.monotonic()
-        if self.symmetric and addr != self.remote:
-            self.remote = addr
         csrc = data[0] & 0x0F
         offset = 12 + 4 * csrc
         if data[0] & 0x10 and len(data) >= offset + 4:  # header extension
             offset += 4 + 4 * struct.unpack("!H", data[offset + 2:offset + 4])[0]
         payload = data[offset:]
         if data[0] & 0x20 and payload:  # padding
-            payload = payload[:-payload[-1]]
+            payload = payload[:-payload[-1]] if payload[-1] <= len(payload) else b""
+        if len(payload) > 1280:  # 160 ms of G.711 at most: bigger is not a phone's packet
+            return
         pt = data[1] & 0x7F
         if pt == self.dtmf_type:
             self._event(payload, struct.unpack("!II", data[4:12]))
@@ -178,6 +214,10 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def _send_one(self) -> None:
         if self.transport is None or self.transport.is_closing():
+            return
+        if self.on_hold:
+            if self.queue:
+                self.queue.popleft()  # what is said meanwhile is not heard, but time passes as if it were
             return
         marker = 0
         if self.queue:

@@ -1,13 +1,18 @@
 """A compact SIP user agent server over UDP (RFC 3261 subset) for a PBX or SIP trunk to send calls to.
 
 What it does: answers INVITE with an SDP answer that picks PCMU or PCMA at 8 kHz (+ telephone-event), retransmits
-its 200 OK until the ACK arrives, handles BYE both ways, CANCEL, OPTIONS (keep-alive pings), re-INVITE (same
-media), INFO key presses (application/dtmf-relay, application/dtmf), and transfers a call with REFER (RFC 3515:
+its 200 OK until the ACK arrives, handles BYE both ways, CANCEL, OPTIONS (keep-alive pings), re-INVITE (hold, media
+moved), INFO key presses (application/dtmf-relay, application/dtmf), and transfers a call with REFER (RFC 3515:
 202, then the NOTIFY sipfrag tells how it went). Malformed requests get 400, unknown methods 405, offers without a
-G.711 codec 488, requests from peers not in ``allowed_peers`` 403, calls over ``max_calls`` 486.
+G.711 codec or with a hostile SDP 488 (unreadable SDP 400), requests from peers not in ``allowed_peers`` 403, calls
+over ``max_calls`` 486; with a ``DigestAuthenticator`` new INVITEs need digest credentials (401 challenge, 403).
 
-What it does not do: TCP/TLS, digest authentication (the PBX is trusted by address), SRTP, early offers without
-SDP, forking or outgoing calls. The UDP transport keeps every message under the usual 1300-byte MTU budget.
+Inside a call only the dialog's own peer is heard: an in-dialog request must come from the address the INVITE came
+from and carry the dialog's tags (RFC 3261 §12.2.2), else 481 and nothing changes; a CSeq below the caller's last
+gets 500.
+
+What it does not do: TCP/TLS, SRTP, early offers without SDP, forking or outgoing calls. The UDP transport keeps
+every message under the usual 1300-byte MTU budget.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import ipaddress
 import logging
 import random
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from connectors.callbot.digest import DigestAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +148,22 @@ def _branch() -> str:
     return "z9hG4bK" + uuid.uuid4().hex[:16]
 
 
+def _tag() -> str:
+    """Our dialog tag: 64 random bits, so an in-dialog request cannot be forged without having seen the dialog."""
+    return secrets.token_hex(8)
+
+
+def _warning(code: int, text: str) -> str:
+    """A Warning header value (RFC 3261 §20.43); the text may quote the offer, so it is reduced to safe characters."""
+    clean = re.sub(r'[^\w .,:;/()=+-]', "?", text)[:80]
+    return f'{code} callbot "{clean}"'
+
+
+def _top_branch(message: Message) -> str | None:
+    match = re.search(r"branch=([^;\s,]+)", message.get("via") or "")
+    return match.group(1) if match else None
+
+
 # ---------------------------------------------------------------------------------------------------------- SDP
 
 
@@ -149,36 +173,124 @@ class MediaOffer:
     port: int
     payload_types: list[int]
     dtmf_type: int | None
+    direction: str = "sendrecv"  # sendrecv | sendonly | recvonly | inactive (the offerer's view)
+
+    @property
+    def on_hold(self) -> bool:
+        """A hold offer: the caller stops receiving (RFC 3264 §8.4: sendonly/inactive, or the old 0.0.0.0 form)."""
+        return self.direction in ("sendonly", "inactive") or self.address == "0.0.0.0" or self.port == 0
 
 
-def parse_sdp(body: bytes) -> MediaOffer:
-    text = body.decode("utf-8", "replace")
-    address, port, pts, dtmf = None, None, [], None
-    session_address = None
+class SdpError(ValueError):
+    """An offer that is refused: ``status`` 400 (unreadable) or 488 (readable, not acceptable), with the SIP
+    Warning code (RFC 3261 §20.43) that says why."""
+
+    def __init__(self, status: int, warning: int, text: str) -> None:
+        super().__init__(text)
+        self.status, self.warning, self.text = status, warning, text
+
+
+MAX_SDP_LINES = 200
+_SDP_LINE = re.compile(r"[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def parse_sdp(body: bytes, peer_host: str | None = None, reinvite: bool = False) -> MediaOffer:
+    """Read and check the first audio stream of an SDP offer (RFC 4566). Anything odd is an SdpError, never
+    another exception: the port must be 1..65535 (0 only on hold in a re-INVITE), the connection address a
+    literal IPv4 address (no host names: resolving one would let a caller make the bot query DNS and stream to
+    whatever it names), not multicast, broadcast or reserved, loopback only for a loopback peer, 0.0.0.0 only on
+    hold; the profile RTP/AVP (no SRTP); payload types 0..127."""
+    if len(body) > 8192:
+        raise SdpError(400, 399, "SDP too long")
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        try:  # o=/s=/i= may carry UTF-8 names; anything else that is not text is garbage
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SdpError(400, 399, "SDP is not text") from exc
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise SdpError(400, 399, "SDP must start with v=0")
+    if len(lines) > MAX_SDP_LINES:
+        raise SdpError(400, 399, "SDP has too many lines")
+    session_address: str | None = None
+    session_direction = "sendrecv"
+    audio: dict | None = None
     in_audio = False
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("c=IN IP4 "):
-            value = line.split()[2].split("/")[0]
-            if in_audio:
-                address = value
-            else:
-                session_address = value
-        elif line.startswith("m="):
-            parts = line[2:].split()
-            in_audio = parts[0] == "audio" and port is None
-            if in_audio:
-                port = int(parts[1])
-                pts = [int(p) for p in parts[3:] if p.isdigit()]
-        elif in_audio and line.startswith("a=rtpmap:"):
-            number, _, encoding = line[len("a=rtpmap:"):].partition(" ")
-            name = encoding.split("/")[0].lower()
-            if name == "telephone-event" and encoding.split("/")[1:2] == ["8000"]:
-                dtmf = int(number)
-    address = address or session_address
-    if address is None or port is None:
-        raise SipError("no audio stream in the offer")
-    return MediaOffer(address, port, pts, dtmf)
+    for line in lines:
+        if not _SDP_LINE.fullmatch(line):
+            raise SdpError(400, 399, f"bad SDP line {line[:40]!r}")
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            parts = value.split()
+            in_audio = False
+            if len(parts) < 4:
+                raise SdpError(400, 399, "bad m= line")
+            if parts[0] == "audio" and audio is None:
+                in_audio = True
+                port = parts[1].split("/")[0]
+                if not port.isdigit() or len(port) > 5:
+                    raise SdpError(400, 399, "bad media port")
+                if not all(p.isdigit() and len(p) <= 3 and int(p) <= 127 for p in parts[3:]):
+                    raise SdpError(400, 399, "bad payload type in m= line")
+                audio = {"port": int(port), "proto": parts[2], "pts": [int(p) for p in parts[3:]],
+                         "address": None, "dtmf": None, "direction": None, "portcount": "/" in parts[1]}
+        elif kind == "c":
+            parts = value.split()
+            if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+                raise SdpError(400, 399, "bad c= line")
+            address = (parts[1], parts[2])
+            if in_audio and audio is not None:
+                audio["address"] = address
+            elif audio is None:
+                session_address = address  # type: ignore[assignment]
+        elif kind == "a":
+            if value in ("sendrecv", "sendonly", "recvonly", "inactive"):
+                if in_audio and audio is not None:
+                    audio["direction"] = value
+                elif audio is None:
+                    session_direction = value
+            elif in_audio and audio is not None and value.startswith("rtpmap:"):
+                number, _, encoding = value[len("rtpmap:"):].partition(" ")
+                fields = encoding.strip().split("/")
+                if number.isdigit() and fields[0].lower() == "telephone-event" and fields[1:2] == ["8000"] \
+                        and int(number) in audio["pts"]:
+                    audio["dtmf"] = int(number)
+    if audio is None:
+        raise SdpError(488, 304, "no audio stream in the offer")
+    if audio["proto"] != "RTP/AVP":
+        raise SdpError(488, 302, f"only RTP/AVP, not {audio['proto'][:20]}")
+    if audio["portcount"]:
+        raise SdpError(488, 307, "one port per stream")
+    direction = audio["direction"] or session_direction
+    family, address = audio["address"] or session_address or (None, None)
+    if address is None:
+        raise SdpError(400, 399, "no connection address (c=)")
+    if family != "IP4":
+        raise SdpError(488, 301, "only IPv4 media addresses")
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError as exc:
+        raise SdpError(488, 301, "the connection address must be an IPv4 address, not a name") from exc
+    hold = reinvite and (ip.is_unspecified or audio["port"] == 0 or direction in ("sendonly", "inactive"))
+    if audio["port"] > 65535 or (audio["port"] == 0 and not hold):
+        raise SdpError(488, 307, f"media port {audio['port']} out of range")
+    if ip.is_unspecified and not hold:
+        raise SdpError(488, 301, "0.0.0.0 is only for hold")
+    if ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255") or (ip.is_reserved and not
+                                                                            ip.is_unspecified):
+        raise SdpError(488, 301, "multicast, broadcast or reserved media address")
+    if ip.is_loopback and peer_host is not None and not _is_loopback(peer_host):
+        raise SdpError(488, 301, "loopback media address from a remote peer")
+    return MediaOffer(str(ip), audio["port"], audio["pts"], audio["dtmf"], direction)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def choose_codec(offer: MediaOffer, preferred: list[int]) -> int | None:
@@ -220,6 +332,8 @@ class Dialog:
     local_sdp: bytes = b""
     transfer: asyncio.Future | None = None  # result of a REFER: the final status the NOTIFY reported
     info_cseqs: set[int] = field(default_factory=set)  # INFO requests already taken (UDP retransmissions)
+    remote_cseq: int = 0  # highest CSeq number of the caller's requests (RFC 3261 §12.2.2: lower ones get 500)
+    on_hold: bool = False
 
 
 class CallHandler:
@@ -238,11 +352,17 @@ class CallHandler:
     def key_pressed(self, dialog: Dialog, key: str) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def media_changed(self, dialog: Dialog) -> None:
+        """A re-INVITE moved the caller's media (``dialog.media``) or put the call on hold (``dialog.on_hold``)."""
+
 
 class SipEndpoint(asyncio.DatagramProtocol):
     def __init__(self, handler: CallHandler, advertised_host: str, codecs: list[int],
-                 allowed_peers: list[str] | None = None, max_calls: int = 20) -> None:
+                 allowed_peers: list[str] | None = None, max_calls: int = 20,
+                 auth: DigestAuthenticator | None = None) -> None:
         self.handler = handler
+        self.auth = auth
+        self.refused_in_dialog = 0  # requests that named a dialog but did not match it (481/500), for tests and logs
         self.advertised_host = advertised_host
         self.codecs = codecs
         self.allowed = [ipaddress.ip_network(p, strict=False) for p in (allowed_peers or [])]
@@ -346,6 +466,23 @@ class SipEndpoint(asyncio.DatagramProtocol):
         ip = ipaddress.ip_address(addr[0])
         return any(ip in net for net in self.allowed)
 
+    def _matches(self, dialog: Dialog, req: Message, addr: tuple[str, int]) -> str | None:
+        """Why ``req`` does not belong to ``dialog`` (None when it does): it must come from the address the INVITE
+        came from and carry the dialog's tags (RFC 3261 §12.2.2) — the caller's as From tag, ours as To tag. The
+        INVITE's own retransmissions and its CANCEL have no To tag yet; they must repeat the INVITE's branch."""
+        if addr != dialog.remote_addr:
+            return f"from {addr[0]}:{addr[1]}, not the dialog's peer"
+        if tag_of(req.get("from") or "") != dialog.remote_tag:
+            return "wrong From tag"
+        to_tag = tag_of(req.get("to") or "")
+        if to_tag is None and req.method in ("INVITE", "CANCEL"):
+            if req.cseq[0] != dialog.invite.cseq[0] or _top_branch(req) != _top_branch(dialog.invite):
+                return "not the INVITE's transaction"
+            return None
+        if to_tag != dialog.local_tag:
+            return "wrong To tag"
+        return None
+
     def _request(self, req: Message, addr: tuple[str, int]) -> None:
         method = req.method
         if not self._allowed(addr):
@@ -353,6 +490,24 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._send(self._make_response(req, 403), addr)
             return
         dialog = self.dialogs.get(req.call_id)
+        if dialog is None and tag_of(req.get("to") or "") is not None and method not in ("ACK", "OPTIONS"):
+            self._send(self._make_response(req, 481), addr)  # an in-dialog request for no dialog of ours
+            return
+        if dialog is not None:
+            why = self._matches(dialog, req, addr)
+            if why is not None:
+                self.refused_in_dialog += 1
+                log.warning("callbot: %s for call %s refused (481): %s", method, req.call_id[:64], why)
+                if method != "ACK":
+                    self._send(self._make_response(req, 481), addr)
+                return
+            if method not in ("ACK", "CANCEL") and not (method == "INVITE" and req.cseq == dialog.invite.cseq):
+                if req.cseq[0] < dialog.remote_cseq:  # out of order or replayed
+                    self.refused_in_dialog += 1
+                    self._send(self._make_response(req, 500, reason="Server Internal Error (CSeq out of order)"),
+                               addr)
+                    return
+                dialog.remote_cseq = req.cseq[0]
         if method == "INVITE":
             self._invite(req, addr, dialog)
         elif method == "ACK":
@@ -385,36 +540,72 @@ class SipEndpoint(asyncio.DatagramProtocol):
             if dialog.ended:
                 self._send(self._make_response(req, 481), addr)
                 return
-            # re-INVITE (session refresh, hold): keep the media as it is
-            self._send(self._make_response(req, 200, to_tag=dialog.local_tag, body=dialog.local_sdp,
-                                           extra=[("contact", self._contact()), ("allow", ALLOW)]), addr)
+            self._reinvite(req, addr, dialog)
             return
+        if self.auth is not None:
+            verdict = self.auth.check("INVITE", req.start.split(" ")[1], req.get("authorization"), addr[0])
+            if not verdict.ok:
+                log.info("callbot: INVITE %s from %s refused (%d): %s", req.call_id[:64], addr[0], verdict.status,
+                         verdict.why)
+                extra = [("www-authenticate", verdict.challenge)] if verdict.challenge else []
+                self._send(self._make_response(req, verdict.status, to_tag=_tag(), extra=extra), addr)
+                return
         self._send(self._make_response(req, 100), addr)
         if len([d for d in self.dialogs.values() if not d.ended]) >= self.max_calls:
-            self._send(self._make_response(req, 486, to_tag=uuid.uuid4().hex[:10]), addr)
+            self._send(self._make_response(req, 486, to_tag=_tag()), addr)
             return
         if not req.body or "application/sdp" not in (req.get("content-type") or ""):
-            self._send(self._make_response(req, 488, to_tag=uuid.uuid4().hex[:10],
+            self._send(self._make_response(req, 488, to_tag=_tag(),
                                            reason="Not Acceptable Here (an SDP offer is required)"), addr)
             return
         try:
-            offer = parse_sdp(req.body)
-        except (SipError, ValueError, IndexError):
-            self._send(self._make_response(req, 400, reason="Bad Request (unreadable SDP)"), addr)
+            offer = parse_sdp(req.body, peer_host=addr[0])
+        except SdpError as exc:
+            log.info("callbot: INVITE %s from %s: SDP refused (%d): %s", req.call_id[:64], addr[0], exc.status,
+                     exc.text)
+            self._send(self._make_response(req, exc.status, to_tag=_tag(), extra=[
+                ("warning", _warning(exc.warning, exc.text))]), addr)
             return
         codec = choose_codec(offer, self.codecs)
         if codec is None:
-            self._send(self._make_response(req, 488, to_tag=uuid.uuid4().hex[:10], extra=[
-                ("warning", '304 callbot "only PCMU/PCMA at 8000 Hz"')]), addr)
+            self._send(self._make_response(req, 488, to_tag=_tag(), extra=[
+                ("warning", '305 callbot "only PCMU/PCMA at 8000 Hz"')]), addr)
             return
         contact = req.get("contact")
-        dialog = Dialog(call_id=req.call_id, remote_addr=addr, invite=req, local_tag=uuid.uuid4().hex[:10],
+        dialog = Dialog(call_id=req.call_id, remote_addr=addr, invite=req, local_tag=_tag(),
                         remote_tag=tag_of(req.get("from") or ""),
                         remote_uri=uri_of(contact) if contact else uri_of(req.get("from") or ""),
                         local_uri=uri_of(req.get("to") or ""), route=req.all("record-route"),
-                        media=offer, codec=codec)
+                        media=offer, codec=codec, remote_cseq=req.cseq[0])
         self.dialogs[req.call_id] = dialog
         self._spawn(self._answer(dialog))
+
+    def _reinvite(self, req: Message, addr: tuple[str, int], dialog: Dialog) -> None:
+        """A re-INVITE (session refresh, hold, media moved): its offer is checked like the first one; the codec
+        stays the one chosen, a new address/port moves where the media goes, a hold offer pauses sending."""
+        if req.body:
+            try:
+                offer = parse_sdp(req.body, peer_host=addr[0], reinvite=True)
+            except SdpError as exc:
+                self._send(self._make_response(req, exc.status, extra=[
+                    ("warning", _warning(exc.warning, exc.text))]), addr)
+                return
+            if dialog.codec not in offer.payload_types and not offer.on_hold:
+                self._send(self._make_response(req, 488, extra=[
+                    ("warning", '305 callbot "the call\'s codec must stay"')]), addr)
+                return
+            moved = dialog.media is None or (offer.address, offer.port) != (dialog.media.address, dialog.media.port)
+            if offer.on_hold != dialog.on_hold or (moved and not offer.on_hold):
+                dialog.on_hold = offer.on_hold
+                if not offer.on_hold:
+                    dialog.media = offer
+                self.handler.media_changed(dialog)
+        answer = dialog.local_sdp
+        if dialog.on_hold:
+            answer = answer.replace(b"a=sendrecv", b"a=inactive" if req.body and b"a=inactive" in req.body
+                                    else b"a=recvonly")
+        self._send(self._make_response(req, 200, to_tag=dialog.local_tag, body=answer,
+                                       extra=[("contact", self._contact()), ("allow", ALLOW)]), addr)
 
     async def _answer(self, dialog: Dialog) -> None:
         req, addr = dialog.invite, dialog.remote_addr
@@ -545,9 +736,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
 async def start_endpoint(handler: CallHandler, host: str, port: int, advertised_host: str, codecs: list[int],
                          allowed_peers: list[str], max_calls: int,
-                         factory: Callable[[], SipEndpoint] | None = None) -> SipEndpoint:
+                         factory: Callable[[], SipEndpoint] | None = None,
+                         auth: DigestAuthenticator | None = None) -> SipEndpoint:
     loop = asyncio.get_running_loop()
     _transport, endpoint = await loop.create_datagram_endpoint(
-        factory or (lambda: SipEndpoint(handler, advertised_host, codecs, allowed_peers, max_calls)),
+        factory or (lambda: SipEndpoint(handler, advertised_host, codecs, allowed_peers, max_calls, auth)),
         local_addr=(host, port))
     return endpoint
