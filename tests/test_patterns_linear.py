@@ -26,11 +26,10 @@ N = 2_000  # texts are cut at max_input_chars = 2,000 before anything else
 
 # shapes that make backtracking engines struggle: long runs of one class, then a character that breaks the match
 SHAPES = [
-    "1", "a", " ", "1 ", "a ", "ạ ", "Đ", "1/", "1.", "1,", "1-", "a.", "a@", "@", ".", "-", "/", "\n", "a\n", ". ",
-    "1 a", "Ab ", "A", "😀", "😀 ", "a1", "1a ", "?", "! ", "a, ", "ạ.", "\u0301", "hỏi ", "thủ tục ", "làm ",
-    "ở đâu ", "bao nhiêu ", "không ", "1.000 ", "cccd ",
+    "1", "a", " ", "@", ".", "-", "/", "\n", "1 ", "a ", "ạ ", "1/", "1.", "1,", "1-", "a.", "a@", ". ", "1 a",
+    "Ab ", "😀 ", "a1", "! ", "a, ", "\u0301", "hỏi ", "thủ tục ", "không ",
 ]
-ENDINGS = ["", "x", "!"]
+ENDINGS = ["", "x"]
 FLOOR = 0.0005  # seconds: below this a time is timer noise
 
 
@@ -81,7 +80,7 @@ PATTERNS = _collect()
 def _words_of(pattern: object) -> list[str]:
     """Words spelled in the pattern (its keywords), to build shapes that get far into it."""
     source = pattern.pattern if isinstance(pattern.pattern, str) else ""  # type: ignore[attr-defined]
-    return sorted(set(re.findall(r"[^\W\d_]{2,}", re.sub(r"\\[a-zA-Z]", " ", source))))[:12]
+    return sorted(set(re.findall(r"[^\W\d_]{2,}", re.sub(r"\\[a-zA-Z]", " ", source))))[:8]
 
 
 def _uses() -> dict[str, str]:
@@ -132,7 +131,7 @@ def test_pattern_runs_in_linear_time(name: str) -> None:
     pattern = PATTERNS[name]
     use = USES.get(name, "finditer")
     words = _words_of(pattern)
-    units = SHAPES + [word + " " for word in words] + ["1 " + word + " " for word in words]
+    units = SHAPES + [word + " " for word in words] + ["1 " + word + " " for word in words[:3]]
     for unit in units:
         # n/8 → n first: a cubic pattern would not finish on 8n characters
         for n in (N // 8, N):
