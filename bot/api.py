@@ -35,6 +35,7 @@ from bot.console import mount_console
 from bot.console.router import MAX_IMPORT_BYTES
 from bot.metrics import exposition
 from bot.ratelimit import RateLimiter, address_key, client_host
+from bot.retention import retention_loop
 from bot.service import Assistant
 from connectors import build_hub
 from connectors.telegram import mount_telegram
@@ -282,9 +283,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         from connectors.callbot import start_callbot
 
         app.state.callbot = await start_callbot(app.state.assistant, settings)
+        # personal data older than retention_days is deleted or anonymised (bot/retention.py, docs/security.md)
+        retention = asyncio.create_task(retention_loop(settings, app.state.assistant.store.db), name="retention")
         try:
             yield
         finally:
+            retention.cancel()
             if app.state.callbot is not None:
                 await app.state.callbot.stop()
             await app.state.hub.stop()

@@ -49,7 +49,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         import shutil
 
         shutil.copytree(Path(built) / "index", data_dir / "index")
-    return Settings(data_dir=data_dir, procedure_domains=TEST_DOMAINS, **GENEROUS_LIMITS)
+    # no scheduled purge in the shared app: tests that backdate rows must not see them vanish (tests/test_retention.py
+    # runs the loop on its own database)
+    return Settings(data_dir=data_dir, procedure_domains=TEST_DOMAINS, retention_interval_s=0, **GENEROUS_LIMITS)
 
 
 @pytest.fixture(scope="session")
