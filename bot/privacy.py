@@ -2,7 +2,8 @@
 
 Applied once, where a message enters the assistant (`Assistant.turn`, after the text is cut at ``max_input_chars``):
 the dialogue layer, the turn log, handoff transcripts, the staff console and the KPIs only ever see the masked text.
-Stored platform payloads (the channel inbox) go through `mask_json`, which masks every string at any depth.
+Stored platform payloads (the channel outbox's sent and failed payloads) go through `mask_json`, which masks every
+string at any depth except the values of the keys its caller names as identifiers (``keep``).
 
 What is masked (docs/security.md, "Masking personal data", has the full table with examples):
 
