@@ -18,7 +18,7 @@ What is masked (docs/security.md, "Masking personal data", has the full table wi
                                                                                 → [ngày sinh]
 - street addresses: a house number with a street, lane or alley word (số 12 đường Lê Lợi, ngõ 40 phố Huế, hẻm 12),
   a slash number with a name (25/3 Nguyễn Trãi), a number after "địa chỉ", and a house number followed by a
-  capitalised name of 1–4 words (15 Trần Hưng Đạo, số 7 Lê Lợi)                  → [địa chỉ]
+  capitalised name of 2–4 words (15 Trần Hưng Đạo, số 7 Lê Lợi)                  → [địa chỉ]
 
 What is kept, because the assistant needs it and it identifies nobody: administrative units (phường 5, quận 3,
 xã Tân Hòa), procedure codes (1.001193), fees (200.000 đồng, 1.500.000đ, 100.000.000.000 đồng), years ("sinh năm
@@ -121,9 +121,10 @@ _LABELLED_ADDRESS_RE = _compile(
 )
 # a lane or alley with its number: hẻm 12, ngõ 40/2
 _LANE_RE = _compile(_START + _LANE + r"\s+\d+[A-Za-z]?(?:/\d+)*")
-# a house number and a capitalised name of one to four words: 15 Trần Hưng Đạo, số 7 Lê Lợi
+# a house number and a capitalised name of two to four words: 15 Trần Hưng Đạo, số 7 Lê Lợi (one word alone is too
+# often something else: 30 Mbps, 4G Viettel)
 _NAMED_ADDRESS_RE = _compile(
-    rf"(^|[^{_WORD_CHAR}/.,])((?:{_HOUSE_PREFIX})?(\d{{1,4}})[A-Za-z]?(\s+({_NAME_WORD})(?:\s+{_NAME_WORD}){{0,3}}))"
+    rf"(^|[^{_WORD_CHAR}/.,])((?:{_HOUSE_PREFIX})?(\d{{1,4}}[A-Za-z]?)(\s+({_NAME_WORD})(?:\s+{_NAME_WORD}){{1,3}}))"
 )
 # the word before a number that makes it something other than a house number (phường 5 Quận…, thứ 2 Cho…)
 _NOT_A_HOUSE = frozenset(
@@ -137,6 +138,7 @@ _NOT_A_STREET = frozenset(
     "phường phuong quận quan huyện huyen xã xa tỉnh tinh thành thanh thị thi tp tháng thang năm nam ngày ngay "
     "tuổi tuoi giờ gio lần lan người nguoi bản ban cái cai con bộ bo tờ to hạn han".split()
 )
+_NETWORKS = frozenset({"2G", "3G", "4G", "5G"})  # "4G Viettel Hà Nội" is a network, not a house
 # words other rules read as context ("ngày 25/3", "khai sinh 12/5/2024"): an address's name never swallows them
 _DATE_WORDS = frozenset({"ngày", "ngay", "tháng", "thang", "hạn", "han"})
 _CONTEXT_WORDS = _DATE_WORDS | {"khai"}
@@ -261,7 +263,7 @@ def _lane(m: re2._Match, before: str) -> str:
 def _named_address(m: re2._Match, before: str) -> str:
     number, first = m.group(3), m.group(5).lower()
     if (_word_before(m, before, m.start(2)) in _NOT_A_HOUSE or first in _NOT_A_STREET or _followed_by_word(m)
-            or (len(number) == 4 and number[:2] in ("19", "20"))):
+            or (len(number) == 4 and number[:2] in ("19", "20")) or number.upper() in _NETWORKS):
         return m.group(0)
     return _address(m, 4)
 
