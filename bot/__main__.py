@@ -73,7 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or settings.resolved_workers
     # ws="none": the API has no websocket route, and uvicorn's websocket module does not import with the
     # websockets 10.4 that rasa's sanic pins (docs/architecture.md, "Dependencies").
-    options = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False, "ws": "none"}
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and rewrite the client
+    # address itself; VNA_TRUSTED_PROXIES is the one rule for which proxies are believed (bot/ratelimit.py).
+    options = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False, "ws": "none",
+               "proxy_headers": False}
     if workers <= 1:
         from bot.api import create_app
         from bot.service import Assistant
