@@ -35,7 +35,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "slashes `1/1/1/…`": _repeat("1/"),
     "dots `1.1.1.…`": _repeat("1."),
     "at signs and dots `a.b@c.…`": _repeat("a.b@c."),
-    "house numbers and names `15 Lê …`": _repeat("15 Lê "),
+    "house numbers and names `15 Lê Lợi …`": _repeat("15 Lê Lợi "),
     "street words `12 đường …`": _repeat("12 đường "),
     "digit words `không không …`": _repeat("không "),
     "mixed scripts and emoji": _repeat("Ñ1/ạ@😀.\u0301"),

@@ -208,7 +208,7 @@ HOSTILE = {
     "dots": _repeat("1."),
     "dashes": _repeat("1-"),
     "digit words": _repeat("không "),
-    "house numbers and names": _repeat("15 Lê "),
+    "house numbers and names": _repeat("15 Lê Lợi "),
     "street words": _repeat("12 đường "),
     "birth labels": _repeat("sinh ngày 1/"),
     "passport labels": _repeat("hộ chiếu "),
