@@ -10,10 +10,18 @@ wire format, no socket). ``VNA_ACTION_ENDPOINT`` points Rasa at a separate rasa-
 Degraded mode: when the model cannot be loaded, or a turn fails, times out (``VNA_DIALOGUE_TIMEOUT_S``) or
 produces no reply (e.g. the action server is down), the caller answers from the engine alone; every such
 turn is logged and counted in :meth:`Dialogue.status` (shown by ``GET /health``).
+
+Its own event loop: Rasa's message handling is written as coroutines but does its CPU work (NLU featurisation,
+DIET, the policies) inside them, holding whichever event loop runs it. So the agent runs on a dedicated event
+loop in a thread of its own (:meth:`Dialogue.start`), and :meth:`Dialogue.handle` hands each turn over to it
+from the serving loop: ``/health``, the other conversations, the webhooks and the phone line stay responsive
+while a turn is slow. Everything of Rasa's that lives across turns — the lock store (one session's messages in
+order), the tracker store, the batched parser — is used from that loop only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -374,8 +382,8 @@ def warm_up_nlu(processor: Any) -> None:  # noqa: ANN401 - rasa.core.processor.M
 class BatchedParser:
     """Parses the messages that arrive together in one run of Rasa's NLU graph.
 
-    Under load, while one turn holds the event loop, the next requests queue up; when the loop comes back they
-    all reach the NLU in the same iteration. Each asks :meth:`parse` and waits; the first schedules one flush
+    Under load, while one turn holds the dialogue's event loop, the next turns queue up on it; when the loop comes
+    back they all reach the NLU in the same iteration. Each asks :meth:`parse` and waits; the first schedules one flush
     for the end of the iteration, which runs the graph once for all of them (DIET batched, above) and builds
     each parse exactly as ``MessageProcessor.parse_message`` does. A lone message is a batch of one.
     """
@@ -451,6 +459,8 @@ class Dialogue:
         self.turns = 0
         self.degraded_turns = 0
         self.last_failure: dict | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the dialogue's own event loop (start)
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def load(cls, settings: Settings, model_path: Path, second_opinion: Any = None) -> Dialogue:  # noqa: ANN401
@@ -473,10 +483,84 @@ class Dialogue:
         skip_remote_validation_in_process()
         if settings.dialogue_rule_shortcut and not trust_certain_rules(agent.processor):
             log.info("the rule shortcut does not apply to this model; every prediction runs all policies")
-        warm_up_nlu(agent.processor)
-        return cls(settings, agent, second_opinion)
+        dialogue = cls(settings, agent, second_opinion)
+        dialogue.start()
+        try:
+            dialogue.call(warm_up_nlu, agent.processor)  # traced in the thread that will run it
+        except BaseException:
+            dialogue.close()
+            raise
+        return dialogue
+
+    # ----- the dialogue's own event loop
+    def start(self) -> None:
+        """Start the event loop (in a daemon thread) that every turn of this agent runs on."""
+        if self._thread is not None:
+            return
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            try:
+                loop.run_forever()
+                for task in asyncio.all_tasks(loop):  # turns still in flight at close
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="dialogue-loop", daemon=True)
+        self._thread.start()
+        started.wait()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the dialogue's loop: turns still in flight are cancelled (their callers answer from the engine)."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    def call(self, fn: Any, *args: Any) -> Any:  # noqa: ANN401
+        """Run a plain function in the dialogue's thread and wait for its result (from any other thread)."""
+        async def run() -> Any:  # noqa: ANN401
+            return fn(*args)
+
+        if self._loop is None:
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
     async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
+        """One turn through Rasa, run on the dialogue's loop; awaitable from any event loop.
+
+        Cancelling the caller (a timeout) cancels the turn on the dialogue's loop as soon as that loop gets
+        control back."""
+        loop = self._loop
+        if loop is None:
+            raise DialogueError("the dialogue layer is closed")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - handle is a coroutine: awaited on some loop
+            running = None
+        if running is loop:
+            return await self._handle(session_id, text, channel)
+        try:
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._handle(session_id, text, channel), loop))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller gave up (a timeout): as any cancellation
+            raise DialogueError("the dialogue layer stopped during the turn") from None  # closed under it
+
+    async def _handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
         from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
         parsed = await (self.parser.parse(text) if self.parser else self.agent.parse_message(text))
