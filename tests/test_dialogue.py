@@ -79,6 +79,20 @@ def test_a_rating_out_of_range_is_not_stored(rasa_client: TestClient, rasa_assis
     assert "1" in reply["reply"] and "5" in reply["reply"]  # asked again, with the scale
 
 
+def test_a_rating_before_any_answer_is_refused_politely_and_a_later_one_replaces(
+        rasa_client: TestClient, rasa_assistant: Assistant) -> None:
+    post = send(rasa_client)
+    first = post("rating-first", '/rate{"score": "1"}')  # nothing was answered yet: nothing to rate
+    assert "chưa trả lời câu hỏi nào" in first["reply"]
+    assert rasa_assistant.store.rating_list("rating-first") == []
+    post("rating-first", "làm lại căn cước ở đâu")
+    post("rating-first", '/rate{"score": "2"}')
+    again = post("rating-first", '/rate{"score": "5"}')
+    assert "chưa trả lời" not in again["reply"]
+    assert rasa_assistant.store.rating_list("rating-first") == [
+        {"session_id": "rating-first", "channel": "api", "score": 5}]  # one citizen, one rating: the last one
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -245,6 +245,9 @@ class ActionDeclineHandoff(Action):
 
 
 _SCORE_RE = re.compile(r"^[1-5]$")
+# a rating before any answer (ConversationStore.rate refuses it): said instead of the thanks
+NOTHING_TO_RATE = ("Mình chưa trả lời câu hỏi nào của bạn nên chưa thể ghi nhận đánh giá. Bạn cần hỏi về thủ tục "
+                   "gì, cứ nhắn cho mình nhé; sau khi được trả lời, bạn có thể đánh giá từ 1 đến 5 sao.")
 
 
 class ActionAskRating(Action):
@@ -273,6 +276,9 @@ class ActionRate(Action):
         if score is None:
             dispatcher.utter_message(response="utter_ask_rating")
             return [SlotSet("rating_requested", True)]
-        await engine_call(assistant().store.rate, tracker.sender_id, channel_of(tracker), int(score))
+        result = await engine_call(assistant().store.rate, tracker.sender_id, channel_of(tracker), int(score))
+        if result in ("unknown", "unanswered"):  # nothing answered yet in this conversation: nothing to rate
+            dispatcher.utter_message(text=NOTHING_TO_RATE)
+            return [SlotSet("rating_requested", False)]
         dispatcher.utter_message(response="utter_thanks_for_rating")
         return [SlotSet("rating", float(score)), SlotSet("rating_requested", False), SlotSet("rated", True)]
