@@ -46,7 +46,9 @@ def serving(settings: Settings, assistant: Assistant) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(settings, assistant), log_level="warning", lifespan="on", ws="none")
+    # proxy_headers=False as in `serve` (bot/__main__.py): VNA_TRUSTED_PROXIES is the only rule for X-Forwarded-For
+    config = uvicorn.Config(create_app(settings, assistant), log_level="warning", lifespan="on", ws="none",
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="limits-server")
     thread.start()
