@@ -865,7 +865,9 @@ def test_a_reply_to_a_web_conversation_reaches_the_page_through_api_messages(app
     assert message["author_display"] == "Nhân viên" and message["text"].startswith("Chào bạn")
     assert app.get(f"/api/messages?session_id={session}&after={message['id']}").json() == []
     assert "Công dân đã nhận trên trang web" in app.get(f"/console/handoff/{ticket}", headers=editor.cookie).text
-    assert app.get(f"/api/messages?session_id={uuid.uuid4()}").json() == []  # another conversation: nothing
+    # an id the server did not issue (guessed, or another channel's) is refused, not answered with an empty list
+    assert app.get(f"/api/messages?session_id={uuid.uuid4()}").status_code == 403
+    assert app.get(f"/api/messages?session_id={session[:-1]}x").status_code == 403
     assert app.get("/api/messages").status_code == 422
     link = f'href="/console/handoff/{ticket}"'
     assert link in app.get("/console/handoff", headers=editor.cookie).text
@@ -907,7 +909,7 @@ def test_a_reply_to_a_chat_platform_goes_out_through_the_hub(app: TestClient, as
     assert row["payload"]  # what the adapter sends, queued like any reply
     page = app.get(f"/console/handoff/{ticket}", headers=editor.cookie).text
     assert "Đã gửi tới công dân" in page
-    assert app.get(f"/api/messages?session_id={session}").json() == []  # guessable ids get nothing
+    assert app.get(f"/api/messages?session_id={session}").status_code == 403  # a chat platform's id: refused
 
 
 def test_a_reply_that_cannot_be_sent_is_kept_and_says_why(plain: TestClient, assistant: Assistant,

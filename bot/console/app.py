@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -24,11 +24,16 @@ def mount_console(app: FastAPI) -> None:
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ConsoleError, console_error)
 
-    @app.get("/api/messages", tags=["chat"])
+    @app.get("/api/messages", tags=["chat"], responses={403: {"description": "Not a signed web chat session id."}})
     async def staff_messages(request: Request, session_id: str = Query(min_length=1, max_length=128),
                              after: int = Query(0, ge=0)) -> list[dict]:
         """Staff replies to a web-chat conversation after reply ``after`` (the web page polls this while open):
-        `[{"id", "text", "author_display", "created_at"}]`, oldest first; nothing else of the conversation."""
+        `[{"id", "text", "author_display", "created_at"}]`, oldest first; nothing else of the conversation.
+        Only for the signed session id the server issued to that page (POST /api/session): 403 otherwise, so a
+        conversation cannot be read by guessing its id."""
+        if not request.app.state.web_sessions.verify(session_id):
+            raise HTTPException(403, "This conversation's messages are read only with the session id the server "
+                                     "issued for it (POST /api/session).")
         console = console_of(request)
         return await asyncio.to_thread(console.store.web_messages, session_id, after)
 
