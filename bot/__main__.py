@@ -50,7 +50,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 continue
             print(f"Trợ lý: {turn.reply.reply}")
             for button in turn.buttons:  # titles say what to type: "2. Cấp lại…", "5 - Rất hài lòng", "Có…"
-                print(f"  • {button['title']}")
+                print(f"  • {button.title}")
             print()
 
     if args.batch:

@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     async def chat(body: ChatRequest, request: Request) -> dict:
         assistant: Assistant = request.app.state.assistant
         turn = await assistant.turn(body.session_id, body.text, body.channel or "api")
-        return turn.reply.contract() | {"buttons": turn.buttons}
+        return turn.reply.contract() | {"buttons": [b.contract() for b in turn.buttons]}
 
     @app.post("/api/rating")
     async def rating(body: RatingRequest, request: Request) -> dict:

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine as SqlEngine
 
 from bot.db import migrate
-from bot.engine import ConversationState, Reply
+from bot.domain import ConversationState, Reply
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,15 +18,13 @@ from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.scope import ScopeVerdict, classify_scope
 from bot.answer.variants import VariantPreference, VariantProfile, base_title, unqualified_title
 from bot.config import Settings
+from bot.domain import Candidate, ConversationState, Mode, Reply, Source
 from bot.knowledge.models import Procedure
-from bot.retrieval.documents import SearchDoc
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
 from bot.retrieval.onnx_encoder import OnnxQueryEncoder
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import fold, has_diacritics, lexical_tokens, normalize, syllables
-
-Mode = Literal["hybrid", "lexical", "dense"]
 
 CANDIDATES = 60  # per channel, before fusion
 MAX_ALTERNATIVES = 3
@@ -103,66 +100,6 @@ def _topic_words(text: str) -> list[str]:
     return list(dict.fromkeys(t for t in syllables(fold(text)) if t not in _FILLER))
 
 _SHORT_NUMBER_RE = re.compile(r"^\s*[1-9][.)]?\s*$")
-
-
-@dataclass
-class Source:
-    id: str
-    kind: Literal["procedure", "plan", "faq"]
-    title: str
-    url: str | None
-    score: float
-
-
-@dataclass
-class Reply:
-    """What the assistant says, in the shape of the public JSON contract (plus internal detail)."""
-
-    question: str
-    reply: str
-    intent: str | None
-    fallback: bool
-    sources: list[Source] = field(default_factory=list)
-    aspects: list[str] = field(default_factory=list)
-    outcome: str = "answered"  # answered | declined | clarify | unknown | invalid | small_talk
-
-    def contract(self) -> dict:
-        return {
-            "question": self.question,
-            "reply": self.reply,
-            "intent": self.intent,
-            "fallback": self.fallback,
-            "sources": [asdict(s) for s in self.sources],
-        }
-
-
-@dataclass
-class ConversationState:
-    """What the engine remembers between turns of one conversation."""
-
-    procedure: str | None = None
-    aspects: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
-    misses: int = 0  # consecutive turns the assistant could not answer
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> ConversationState:
-        return cls(**(data or {}))
-
-
-@dataclass
-class Candidate:
-    doc_index: int
-    doc: SearchDoc
-    score: float
-    lexical: float
-    dense: float
-    coverage: float = 0.0
-    cosine: float = 0.0  # raw dense similarity (0 when the dense channel did not see it)
-    unknown: float = 0.0  # share of the question's topic words the knowledge base never uses
 
 
 @dataclass(frozen=True)

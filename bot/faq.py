@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answer.aspects import detect_aspects
 from bot.answer.compose import procedure_source
-from bot.engine import ConversationState, Engine, Reply, Source
+from bot.domain import ConversationState, Reply, Source
+from bot.engine import Engine
 from bot.schema import faqs
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import fold, normalize, syllables

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.conversation import ConversationStore
-from bot.engine import ConversationState, Engine, Mode, Reply
+from bot.domain import ConversationState, Mode, Option, Reply
+from bot.engine import Engine
 from bot.faq import FaqMatcher, FaqStore, faq_answer
 from bot.metrics import observe_turn
 from bot.privacy import mask
@@ -25,7 +26,7 @@ from bot.text import warm_up
 log = logging.getLogger(__name__)
 
 
-def option_buttons(engine: Engine, options: list[str], payload: str = "number") -> list[dict]:
+def option_buttons(engine: Engine, options: list[str], payload: str = "number") -> list[Option]:
     """Buttons for the procedures offered as options: "1. <title>" with a payload the next turn understands.
 
     ``payload="number"`` sends back the bare number (the engine's own choice syntax); ``"rasa"`` sends Rasa's
@@ -35,14 +36,14 @@ def option_buttons(engine: Engine, options: list[str], payload: str = "number") 
         proc = engine.kb.procedures.get(code)
         if proc is not None:
             choice = str(i) if payload == "number" else f'/choose_option{{"option": "{i}"}}'
-            buttons.append({"title": f"{i}. {proc.title}", "payload": choice})
+            buttons.append(Option(f"{i}. {proc.title}", choice))
     return buttons
 
 
 @dataclass
 class ChatTurn:
     reply: Reply
-    buttons: list[dict] = field(default_factory=list)  # choices the channel may render (numbered in text)
+    buttons: list[Option] = field(default_factory=list)  # choices the channel may render (numbered in text)
 
 
 class Assistant:

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
+from bot.domain import Option
 from bot.privacy import mask_json
 from bot.schema import channel_inbox, channel_outbox, channel_tokens
 from bot.service import Assistant, ChatTurn
@@ -66,12 +67,6 @@ class Incoming:
 
 
 @dataclass
-class Option:
-    title: str
-    payload: str  # sent back as the next message's text to choose it
-
-
-@dataclass
 class Link:
     title: str
     url: str
@@ -89,8 +84,7 @@ class Outgoing:
     @classmethod
     def from_turn(cls, turn: ChatTurn) -> Outgoing:
         options, rating = [], []
-        for button in turn.buttons:
-            choice = Option(str(button["title"]), str(button["payload"]))
+        for choice in turn.buttons:
             (rating if choice.payload.startswith("/rate") else options).append(choice)
         rating.sort(key=lambda o: score_of(o) or 0)
         links = [] if turn.reply.fallback else [

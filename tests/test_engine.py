@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.answer.aspects import detect_aspects
-from bot.engine import ConversationState, Engine
+from bot.domain import ConversationState
+from bot.engine import Engine
 from bot.text.vietnamese import fold
 
 
@@ -299,7 +300,7 @@ def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> Non
 
 
 def test_a_leader_covering_little_of_a_long_question_is_not_decisive(engine: Engine) -> None:
-    from bot.engine import Candidate
+    from bot.domain import Candidate
 
     docs = [i for i, d in enumerate(engine.index.docs) if d.kind == "procedure"][:2]
     first, second = (engine.index.docs[i] for i in docs)

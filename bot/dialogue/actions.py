@@ -24,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot import service
 from bot.answer.variants import facts as title_facts
 from bot.answer.variants import procedure_levels
-from bot.engine import ConversationState, Reply
+from bot.domain import ConversationState, Reply
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def payload(reply: Reply, state: ConversationState | None) -> dict:
 
 
 def option_buttons(state: ConversationState) -> list[dict]:
-    return service.option_buttons(assistant().engine, state.options, payload="rasa")
+    return [o.contract() for o in service.option_buttons(assistant().engine, state.options, payload="rasa")]
 
 
 def utter_reply(dispatcher: CollectingDispatcher, reply: Reply, state: ConversationState) -> None:
