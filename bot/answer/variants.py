@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.answer.aspects import blank_aspect_phrases
 from bot.knowledge.models import Procedure
+from bot.ranking.weights import WEIGHTS, RankingWeights
 from bot.text.lexicon import Lexicon
 from bot.text.vietnamese import fold
 
@@ -227,17 +228,9 @@ class VariantProfile:
                    inclusive, listed_operations(proc.title), serves_forces(proc), qualifiers)  # fmt: skip
 
 
-# How much a matching / missing variant qualifier moves a candidate's fused score.
-FACT_MATCH, FACT_UNASKED = 0.2, -0.1
-# The assistant serves citizens: an organisation's variant needs the question to say so.
-ORGANISATION_UNASKED = -0.2
-FORCES_UNASKED = -0.3  # stronger than an organisation's variant: these records never serve a citizen outside the forces
-LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
-OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
 # Operations whose words say nothing else ("giải thể", "mở khóa", "gia hạn", "tạm vắng"): a title doing none of
 # what the question asks is not what the citizen means.
 _DISTINCT_OPERATIONS = frozenset({"unlock", "dissolve", "renew", "absence", "suspend", "restore", "correct"})
-OPERATION_MISSING = -0.2
 
 
 @dataclass(frozen=True)
@@ -257,30 +250,32 @@ class VariantPreference:
         return cls(frozenset(facts(question)), frozenset(question_levels(question)),
                    asked_operations(question, lexicon), bool(_FORCES_RE.search(folded)), qualifiers)
 
-    def adjustment(self, proc: Procedure | VariantProfile) -> float:
+    def adjustment(self, proc: Procedure | VariantProfile, weights: RankingWeights = WEIGHTS) -> float:
+        """How much the candidate's fused score moves for its variant (the weights say by how much each fact)."""
+        w = weights
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
         score = 0.0
-        score += FACT_MATCH * len(profile.facts & self.asked_facts)
+        score += w.fact_match * len(profile.facts & self.asked_facts)
         unasked = profile.facts - self.asked_facts
         if profile.inclusive:
             unasked -= _INCLUSIVE_FACTS
-        score += FACT_UNASKED * len(unasked - {"organisation"})
-        score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
+        score += w.fact_unasked * len(unasked - {"organisation"})
+        score += w.organisation_unasked if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
         if profile.forces and not self.asked_forces:
-            score += FORCES_UNASKED
-        score += max(FACT_MATCH * len(case & self.asked_qualifiers) + FACT_UNASKED * len(case - self.asked_qualifiers)
+            score += w.forces_unasked
+        score += max(w.fact_match * len(case & self.asked_qualifiers) + w.fact_unasked * len(case - self.asked_qualifiers)
                      for case in profile.qualifiers)  # fmt: skip
         if self.asked_levels:
-            score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
+            score += w.level_match if profile.levels & self.asked_levels else w.level_mismatch
         else:
             # Unspecified level: the commune is where citizens go first, then the province, then a ministry.
-            score += 0.03 if "xa" in profile.levels else 0.015 if "tinh" in profile.levels else 0.0
+            score += w.commune_default if "xa" in profile.levels else w.province_default if "tinh" in profile.levels else 0.0
         # a title listing several operations serves each of them ("Cấp lại, đổi, điều chỉnh …")
         if (profile.operations | profile.listed) & self.asked_operations:
-            score += OPERATION_MATCH
+            score += w.operation_match
         else:
             if profile.operations - _DEFAULT_OPERATIONS:
-                score += OPERATION_UNASKED
+                score += w.operation_unasked
             if self.asked_operations & _DISTINCT_OPERATIONS:
-                score += OPERATION_MISSING  # "giải thể công ty": not "Đăng ký thành lập công ty"
+                score += w.operation_missing  # "giải thể công ty": not "Đăng ký thành lập công ty"
         return score
