@@ -103,9 +103,12 @@ def cmd_actions(args: argparse.Namespace) -> int:
     os.environ.setdefault("SANIC_HOST", args.host)
     from rasa_sdk.endpoint import run
 
+    from bot.config import get_settings
     from bot.dialogue import actions
+    from bot.service import Assistant
 
-    actions.assistant()  # load the engine before the first call, not during it
+    # the engine is loaded before the first call, not during it; the actions never load it themselves
+    actions.bind(Assistant(get_settings(), progress=False, dialogue=False))
     print(f"actions: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
     run("bot.dialogue.actions", port=args.port, cors_origins=None)
     return 0

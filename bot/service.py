@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from bot.answer.options import offered_options
 from bot.config import Settings
 from bot.conversation import ConversationStore
 from bot.domain import ConversationState, Mode, Option, Reply
@@ -24,20 +25,6 @@ from bot.retrieval.onnx_encoder import load_question_encoder
 from bot.text import warm_up
 
 log = logging.getLogger(__name__)
-
-
-def option_buttons(engine: Engine, options: list[str], payload: str = "number") -> list[Option]:
-    """Buttons for the procedures offered as options: "1. <title>" with a payload the next turn understands.
-
-    ``payload="number"`` sends back the bare number (the engine's own choice syntax); ``"rasa"`` sends Rasa's
-    intent-with-entity syntax, which skips the classifier."""
-    buttons = []
-    for i, code in enumerate(options, 1):
-        proc = engine.kb.procedures.get(code)
-        if proc is not None:
-            choice = str(i) if payload == "number" else f'/choose_option{{"option": "{i}"}}'
-            buttons.append(Option(f"{i}. {proc.title}", choice))
-    return buttons
 
 
 @dataclass
@@ -134,7 +121,7 @@ class Assistant:
         if result is None:
             state = await asyncio.to_thread(self.store.load, session_id)
             reply, new_state = await asyncio.to_thread(self.ask, text, state)
-            result = ChatTurn(reply, option_buttons(self.engine, new_state.options) if reply.sources else [])
+            result = ChatTurn(reply, offered_options(self.engine.kb.procedures, new_state.options) if reply.sources else [])
         latency_ms = (time.perf_counter() - started) * 1000
         observe_turn(channel, latency_ms / 1000)
         await asyncio.to_thread(self.store.record, session_id, channel, result.reply, new_state, latency_ms,
