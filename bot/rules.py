@@ -40,17 +40,28 @@ class PatternSet:
         return self.regex.search(text)
 
 
-def pattern_source(entry: Mapping[str, Any]) -> str:
-    """The regex a set's words and patterns make together.
+def pattern_source(entry: Mapping[str, Any], placeholders: Mapping[str, str] | None = None) -> str:
+    """The regex a set's words and patterns make together; a pattern written ``{name}`` stands for
+    ``placeholders[name]`` (a pattern the code builds from lists, e.g. the countries of knowledge/variants.yml).
 
     >>> pattern_source({"words": ["thoi tiet", "du bao"], "patterns": ["^alo"]})
     '\\\\b(thoi tiet|du bao)\\\\b|^alo'
     """
     parts = [r"\b(" + "|".join(entry["words"]) + r")\b"] if entry.get("words") else []
-    return "|".join(parts + list(entry.get("patterns") or []))
+    patterns = [_placeholder(p, placeholders or {}) for p in entry.get("patterns") or []]
+    return "|".join(parts + patterns)
 
 
-def pattern_set(name: str, entry: object, where: str) -> PatternSet:
+def _placeholder(pattern: str, placeholders: Mapping[str, str]) -> str:
+    name = pattern[1:-1] if pattern.startswith("{") and pattern.endswith("}") else None
+    if name is None or not name.isidentifier():
+        return pattern
+    if name not in placeholders:
+        raise RuleError(f"{{{name}}} names no pattern (known: {sorted(placeholders)})")
+    return placeholders[name]
+
+
+def pattern_set(name: str, entry: object, where: str, placeholders: Mapping[str, str] | None = None) -> PatternSet:
     """Check and compile one set (``where`` names the file for the error message)."""
     if not isinstance(entry, Mapping):
         raise RuleError(f"{where}: '{name}' must be a mapping with words and/or patterns, not {type(entry).__name__}")
@@ -73,14 +84,24 @@ def pattern_set(name: str, entry: object, where: str) -> PatternSet:
     guarded = entry.get("guarded", False)
     if not isinstance(guarded, bool):
         raise RuleError(f"{where}: '{name}.guarded' must be true or false")
-    return PatternSet(name, re.compile(pattern_source(entry)), guarded)
+    try:
+        source = pattern_source(entry, placeholders)
+    except RuleError as exc:
+        raise RuleError(f"{where}: '{name}.patterns': {exc}") from None
+    return PatternSet(name, re.compile(source), guarded)
 
 
-def pattern_sets(data: object, where: str) -> dict[str, PatternSet]:
+def pattern_sets(data: object, where: str, placeholders: Mapping[str, str] | None = None) -> dict[str, PatternSet]:
     """A mapping of named sets, each checked and compiled, in file order."""
     if not isinstance(data, Mapping):
         raise RuleError(f"{where}: expected a mapping of named sets")
-    return {str(name): pattern_set(str(name), entry, where) for name, entry in data.items()}
+    return {str(name): pattern_set(str(name), entry, where, placeholders) for name, entry in data.items()}
+
+
+def word_list(data: Mapping[str, Any], key: str, where: str) -> list[str]:
+    """A plain list of words (regex fragments) under ``key``, checked like a set's words."""
+    pattern_set(key, {"words": data.get(key)}, where)  # checks it: a list of non-empty, valid fragments
+    return list(data[key])
 
 
 def load_rules(name: str, directory: Path | None = None) -> Mapping[str, Any]:

@@ -64,3 +64,20 @@ def test_the_shipped_scope_rules_decline_and_greet_as_written() -> None:
     assert classify_scope("giá vàng hôm nay bao nhiêu", rules).category == "financial"
     assert classify_scope("xin chào", rules).category == "greet"
     assert classify_scope("lệ phí đăng ký khai sinh bao nhiêu", rules) is None
+
+
+def test_a_placeholder_names_a_pattern_the_code_builds() -> None:
+    countries = r"\b(nguoi|o) (han quoc|nhat ban)\b"
+    foreign = pattern_set("foreign", {"patterns": ["viet kieu", "{countries}"]}, "variants.yml", {"countries": countries})
+    assert foreign.search("lay chong nguoi han quoc") and foreign.search("viet kieu my")
+    with pytest.raises(RuleError, match=r"variants.yml: 'foreign.patterns': \{regions\} names no pattern"):
+        pattern_set("foreign", {"patterns": ["{regions}"]}, "variants.yml", {"countries": countries})
+
+
+def test_the_shipped_variant_rules_read_facts_levels_and_operations() -> None:
+    from bot.answer.variants import asked_operations, facts, question_levels
+
+    assert facts("chồng tôi người Hàn Quốc, đăng ký kết hôn ở đâu") == {"foreign"}
+    assert facts("mua mỹ phẩm ở Pháp") == {"foreign"} and not facts("mỹ phẩm của Pháp luật")
+    assert question_levels("nộp ở UBND xã") == {"xa"}
+    assert asked_operations("mở khóa căn cước điện tử") == frozenset({"unlock"})
