@@ -50,7 +50,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 continue
             print(f"Trợ lý: {turn.reply.reply}")
             for button in turn.buttons:  # titles say what to type: "2. Cấp lại…", "5 - Rất hài lòng", "Có…"
-                print(f"  • {button['title']}")
+                print(f"  • {button.title}")
             print()
 
     if args.batch:
@@ -106,9 +106,12 @@ def cmd_actions(args: argparse.Namespace) -> int:
     os.environ.setdefault("SANIC_HOST", args.host)
     from rasa_sdk.endpoint import run
 
+    from bot.config import get_settings
     from bot.dialogue import actions
+    from bot.service import Assistant
 
-    actions.assistant()  # load the engine before the first call, not during it
+    # the engine is loaded before the first call, not during it; the actions never load it themselves
+    actions.bind(Assistant(get_settings(), progress=False, dialogue=False))
     print(f"actions: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
     run("bot.dialogue.actions", port=args.port, cors_origins=None)
     return 0

@@ -381,7 +381,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         if owner is not None and owner != channel:
             raise HTTPException(403, "This conversation belongs to another channel.")
         turn = await assistant.turn(body.session_id, body.text, channel)
-        return turn.reply.contract() | {"buttons": turn.buttons}
+        return turn.reply.contract() | {"buttons": [b.contract() for b in turn.buttons]}
 
     @app.post("/api/rating", response_model=RatingOut, responses=FORBIDDEN | {
         404: _error("No conversation with this session id in this channel."),

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import migrate
-from bot.engine import ConversationState, Reply
+from bot.domain import ConversationState, Reply
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
 

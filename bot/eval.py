@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
-from bot.engine import ConversationState, Engine, Mode
+from bot.domain import ConversationState, Mode
+from bot.engine import Engine
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
 from bot.retrieval.onnx_encoder import load_question_encoder

@@ -30,10 +30,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answer.aspects import detect_aspects
 from bot.answer.compose import procedure_source
-from bot.engine import ConversationState, Engine, Reply, Source
+from bot.domain import ConversationState, Reply, Source
+from bot.engine import Engine
 from bot.schema import faqs
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import fold, normalize, syllables
+from bot.understanding import choice, is_bare_followup
 
 log = logging.getLogger(__name__)
 
@@ -487,9 +489,9 @@ def faq_answer(engine: Engine, matcher: FaqMatcher, text: str, state: Conversati
     phí?") stay with the engine, whatever FAQ they resemble: they are about the conversation, not a question of
     their own."""
     question = normalize(text)
-    if state.options and engine._choice(question, state) is not None:
+    if state.options and choice(question, state) is not None:
         return None
-    if state.procedure in engine.kb.procedures and engine._is_bare_followup(question):
+    if state.procedure in engine.kb.procedures and is_bare_followup(question):
         return None
     found = matcher.match(question)
     if found is None:

@@ -12,9 +12,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from bot.answer.options import offered_options
 from bot.config import Settings
 from bot.conversation import ConversationStore
-from bot.engine import ConversationState, Engine, Mode, Reply
+from bot.domain import ConversationState, Mode, Option, Reply
+from bot.engine import Engine
 from bot.faq import FaqMatcher, FaqStore, faq_answer
 from bot.metrics import observe_turn
 from bot.privacy import mask
@@ -65,24 +67,10 @@ class Admitted:
     refusal: str | None  # the clear reply for a message that is not answered (empty, too long, binary), else None
 
 
-def option_buttons(engine: Engine, options: list[str], payload: str = "number") -> list[dict]:
-    """Buttons for the procedures offered as options: "1. <title>" with a payload the next turn understands.
-
-    ``payload="number"`` sends back the bare number (the engine's own choice syntax); ``"rasa"`` sends Rasa's
-    intent-with-entity syntax, which skips the classifier."""
-    buttons = []
-    for i, code in enumerate(options, 1):
-        proc = engine.kb.procedures.get(code)
-        if proc is not None:
-            choice = str(i) if payload == "number" else f'/choose_option{{"option": "{i}"}}'
-            buttons.append({"title": f"{i}. {proc.title}", "payload": choice})
-    return buttons
-
-
 @dataclass
 class ChatTurn:
     reply: Reply
-    buttons: list[dict] = field(default_factory=list)  # choices the channel may render (numbered in text)
+    buttons: list[Option] = field(default_factory=list)  # choices the channel may render (numbered in text)
 
 
 class Assistant:
@@ -213,7 +201,7 @@ class Assistant:
         if result is None:
             state = await asyncio.to_thread(self.store.load, session_id)
             reply, new_state = await asyncio.to_thread(self.ask, text, state)
-            result = ChatTurn(reply, option_buttons(self.engine, new_state.options) if reply.sources else [])
+            result = ChatTurn(reply, offered_options(self.engine.kb.procedures, new_state.options) if reply.sources else [])
         latency_ms = (time.perf_counter() - started) * 1000
         observe_turn(channel, latency_ms / 1000)
         await asyncio.to_thread(self.store.record, session_id, channel, result.reply, new_state, latency_ms,

@@ -42,6 +42,7 @@ from tenacity import wait_exponential, wait_random_exponential
 from tenacity.wait import wait_base
 
 from bot.config import Settings
+from bot.domain import Option
 from bot.privacy import mask, mask_json
 from bot.ratelimit import RateLimiter
 from bot.schema import channel_inbox, channel_outbox, channel_tokens
@@ -77,12 +78,6 @@ class Incoming:
 
 
 @dataclass
-class Option:
-    title: str
-    payload: str  # sent back as the next message's text to choose it
-
-
-@dataclass
 class Link:
     title: str
     url: str
@@ -100,8 +95,7 @@ class Outgoing:
     @classmethod
     def from_turn(cls, turn: ChatTurn) -> Outgoing:
         options, rating = [], []
-        for button in turn.buttons:
-            choice = Option(str(button["title"]), str(button["payload"]))
+        for choice in turn.buttons:
             (rating if choice.payload.startswith("/rate") else options).append(choice)
         rating.sort(key=lambda o: score_of(o) or 0)
         links = [] if turn.reply.fallback else [

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 import bot.retention as retention  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.conversation import ConversationStore  # noqa: E402
-from bot.engine import ConversationState, Reply  # noqa: E402
+from bot.domain import ConversationState, Reply  # noqa: E402
 from bot.schema import channel_inbox, channel_outbox, conversations, handoff_tickets, ratings, turns  # noqa: E402
 
 DAY = 86400.0

@@ -354,11 +354,11 @@ def test_channels_record_their_conversations(app: TestClient, assistant: Assista
 
 def test_a_rating_request_renders_as_stars_or_numbers(settings: Settings, tg_peer: TelegramPeer,
                                                       assistant: Assistant) -> None:
-    from bot.engine import Reply
+    from bot.domain import Reply
     from bot.service import ChatTurn
     from connectors.zalo import ZaloChannel
 
-    buttons = [{"title": f"{n} - …", "payload": f'/rate{{"score": "{n}"}}'} for n in (5, 4, 3, 2, 1)]
+    buttons = [Option(f"{n} - …", f'/rate{{"score": "{n}"}}') for n in (5, 4, 3, 2, 1)]
     reply = Outgoing.from_turn(ChatTurn(Reply("cảm ơn", "Bạn đánh giá câu trả lời hôm nay thế nào?", "thanks", False),
                                         buttons))
     assert reply.options == [] and [o.payload for o in reply.rating][0] == '/rate{"score": "1"}'

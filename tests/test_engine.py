@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.answer.aspects import detect_aspects
-from bot.engine import ConversationState, Engine
+from bot.domain import ConversationState
+from bot.engine import Engine
+from bot.ranking.query import search_text
 from bot.text.vietnamese import fold
 
 
@@ -187,8 +189,8 @@ def test_dien_tu_after_an_electronic_thing_names_it_and_does_not_ask_for_the_onl
 def test_an_electronic_identity_card_question_keeps_dien_tu_in_the_search(engine: Engine) -> None:
     # (the "… căn cước điện tử" records are in a domain the test index leaves out; the full index ranks
     # "Mở khóa căn cước điện tử" first for this question)
-    assert "điện tử" in engine._search_text("Mở khóa căn cước điện tử ở đâu?")
-    assert "điện tử" not in engine._search_text("Nộp hồ sơ đăng ký thường trú qua điện tử được không?")
+    assert "điện tử" in search_text("Mở khóa căn cước điện tử ở đâu?", engine.lexicon)
+    assert "điện tử" not in search_text("Nộp hồ sơ đăng ký thường trú qua điện tử được không?", engine.lexicon)
     # the test index has no unlocking record: none of the records that unlock nothing is answered as if it did
     reply, _ = top(engine, "Muốn mở khóa căn cước điện tử thì làm thế nào?")
     assert reply.outcome != "answered"
@@ -299,12 +301,12 @@ def test_opening_a_cafe_is_a_business_question_not_a_commercial_service() -> Non
 
 
 def test_a_leader_covering_little_of_a_long_question_is_not_decisive(engine: Engine) -> None:
-    from bot.engine import Candidate
+    from bot.domain import Candidate
 
     docs = [i for i, d in enumerate(engine.index.docs) if d.kind == "procedure"][:2]
     first, second = (engine.index.docs[i] for i in docs)
     covering = [Candidate(docs[0], first, 0.95, 1.0, 0.0, coverage=0.8), Candidate(docs[1], second, 0.8, 0.9, 0.0)]
-    assert engine._decisive(covering)
+    assert engine.ranker.decisive(covering)
     # a few heavily weighted words of a long question ("xe mô tô, xe gắn máy") leave the dense vote to be heard
     narrow = [Candidate(docs[0], first, 0.95, 1.0, 0.0, coverage=0.15), Candidate(docs[1], second, 0.8, 0.9, 0.0)]
-    assert not engine._decisive(narrow)
+    assert not engine.ranker.decisive(narrow)

@@ -436,7 +436,7 @@ def test_a_procedure_only_entry_answers_with_the_record_and_follow_ups_stay_on_i
 
 
 def test_a_curated_answer_does_not_take_over_follow_ups_or_choices(assistant, curated: FaqStore) -> None:  # noqa: ANN001
-    from bot.engine import ConversationState
+    from bot.domain import ConversationState
 
     curated.create(["hết bao nhiêu tiền"], "Tùy thủ tục, bạn hỏi cụ thể giúp mình nhé.", None, author="test")
     curated.create(["1"], "Số một.", None, author="test")
@@ -452,7 +452,7 @@ def test_a_curated_answer_does_not_take_over_follow_ups_or_choices(assistant, cu
 
 
 def test_a_curated_answer_without_procedure_keeps_the_conversation(assistant, curated: FaqStore) -> None:  # noqa: ANN001
-    from bot.engine import ConversationState
+    from bot.domain import ConversationState
 
     curated.create([LUNCH], LUNCH_ANSWER, None, author="test")
     assistant.faq_matcher.refresh(force=True)

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text, update
 from bot.api import create_app
 from bot.config import Settings
 from bot.conversation import ConversationStore
-from bot.engine import ConversationState, Reply, Source
+from bot.domain import ConversationState, Reply, Source
 from bot.kpis import bucket_of, compute_kpis, kpis_csv, question_key
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns

@@ -423,22 +423,23 @@ def test_dense_scores_of_ocr_damaged_passages_do_not_count_for_plan_questions(en
     """Passages of OCR-damaged scans are embedded from their damaged spelling: for a question about the plans,
     their score is lexical (computed on the repaired copy) whatever the dense channel says; clean passages, and
     damaged ones for questions without a plan cue, keep the usual vote."""
-    from bot.engine import HYBRID_DENSE, HYBRID_LEXICAL, _QueryFeatures
+    from bot.ranking.weights import WEIGHTS
 
-    damaged = [i for i, flag in enumerate(engine._ocr_damaged) if flag]
-    clean = [i for i, d in enumerate(engine.index.docs) if d.kind == "plan" and not engine._ocr_damaged[i]]
+    ranker = engine.ranker
+    damaged = [i for i, flag in enumerate(ranker.records.ocr_damaged) if flag]
+    clean = [i for i, d in enumerate(engine.index.docs) if d.kind == "plan" and not ranker.records.ocr_damaged[i]]
     assert damaged and clean
     lex = np.ones(len(engine.index.docs), dtype=np.float32)
-    weights = (HYBRID_LEXICAL, HYBRID_DENSE)
+    weights = (WEIGHTS.lexical, WEIGHTS.dense)
 
     def scores(question: str, i: int) -> list[float]:
-        query = _QueryFeatures.of(engine, question, engine._search_text(question))
-        return [engine._score({i: dense}, {}, lex, 1.0, weights, query)[0].score for dense in (0.0, 1.0)]
+        query = ranker.features(engine.read(question))
+        return [ranker.score({i: dense}, {}, lex, 1.0, weights, query)[0].score for dense in (0.0, 1.0)]
 
     plan_question = "Kế hoạch chuyển đổi số tỉnh Bà Rịa - Vũng Tàu đặt mục tiêu gì?"
     low, high = scores(plan_question, damaged[0])
     assert low == pytest.approx(high)
     low, high = scores(plan_question, clean[0])
-    assert high - low == pytest.approx(HYBRID_DENSE)
+    assert high - low == pytest.approx(WEIGHTS.dense)
     low, high = scores("thủ tục cấp phép xây dựng nhà ở", damaged[0])
-    assert high - low == pytest.approx(HYBRID_DENSE)
+    assert high - low == pytest.approx(WEIGHTS.dense)

@@ -26,7 +26,7 @@ from sqlalchemy import String, Text, create_engine, func, insert, select, text, 
 from bot.config import Settings
 from bot.console.store import ConsoleStore
 from bot.conversation import ConversationStore
-from bot.engine import ConversationState, Reply, Source
+from bot.domain import ConversationState, Reply, Source
 from bot.kpis import compute_kpis
 from bot.retention import TABLES, PurgeBusy, purge, retention_loop
 from bot.schema import (

@@ -12,119 +12,56 @@ from dataclasses import dataclass
 
 from bot.answer.aspects import blank_aspect_phrases
 from bot.knowledge.models import Procedure
+from bot.ranking.weights import WEIGHTS, RankingWeights
+from bot.rules import load_rules, pattern_set, pattern_sets, word_list
 from bot.text.lexicon import Lexicon
 from bot.text.vietnamese import fold
 
-# Countries and nationalities citizens name instead of saying "nước ngoài" ("chồng tôi người Hàn Quốc", "ly hôn ở
-# Mỹ"). Folded, short names are also ordinary words ("tư pháp", "y tế", "mỹ phẩm", "người anh" = elder brother),
-# so they count only right after "người" / "quốc tịch" (or "ở"/"tại"/"bên"/"sang" for the common ones).
-_COUNTRIES_LONG = (
-    "han quoc|nhat ban|trung quoc|dai loan|hong kong|hoa ky|canada|thai lan|campuchia|singapore|malaysia"
-    "|indonesia|philippines|an do|tay ban nha|ha lan|thuy si|thuy dien|na uy|dan mach|ba lan|hungary|ukraina"
-    "|new zealand|trieu tien|brazil|chau au|anh quoc|vuong quoc anh"
-)
+_RULES = load_rules("variants")
+_WHERE = "variants.yml"
 _COUNTRY_PATTERN = (
-    rf"\b(nguoi|quoc tich|o|tai|ben|sang|tu) ({_COUNTRIES_LONG})\b"
-    r"|\b(nguoi|quoc tich) (my|phap|duc|nhat|uc|nga|y|bi|lao|sec)\b"
-    r"|\b(o|tai|ben|sang) (my|phap|duc|nhat|uc|nga)\b(?! (pham|thuat|luat|te|ly|dinh))"
+    rf"\b(nguoi|quoc tich|o|tai|ben|sang|tu) ({'|'.join(word_list(_RULES, 'countries', _WHERE))})\b"
+    rf"|\b(nguoi|quoc tich) ({'|'.join(word_list(_RULES, 'nationalities', _WHERE))})\b"
+    rf"|\b(o|tai|ben|sang) ({'|'.join(word_list(_RULES, 'countries_abroad', _WHERE))})\b(?! (pham|thuat|luat|te|ly|dinh))"
 )
-# Facts that select a variant, as (name, pattern in folded text).
-_FACTS: dict[str, str] = {
-    "foreign": r"yeu to nuoc ngoai|nguoi nuoc ngoai|o nuoc ngoai|voi nuoc ngoai|quoc tich nuoc ngoai|viet kieu"
-    r"|nguoi viet nam dinh cu|\bnuoc ngoai\b|ngoai quoc|lay chong (tay|nuoc ngoai)|lay vo (tay|nuoc ngoai)"
-    rf"|{_COUNTRY_PATTERN}|\bdinh cu o\b",
-    "mobile": r"luu dong",
-    "re_register": r"dang ky lai|\bdk lai\b|dang ki lai",
-    "under14": r"duoi (14|muoi bon) tuoi|chua du (14|muoi bon) tuoi|duoi 14t",
-    "combined": r"ket hop|lien thong",
-    "border": r"bien gioi",
-    "has_papers": r"da co ho so|da co giay to",
-    # an organisation's variant ("… đối với tổ chức đang sử dụng đất") is not what a citizen means by default
-    "organisation": r"\b(doi voi|cua|cho) to chuc\b|\bcong ty\b|\bdoanh nghiep\b|\bhop tac xa\b",
-}
-# A title that names ordinary citizens beside the special group ("… cho công dân Việt Nam, người nước ngoài đang
-# cư trú tại Việt Nam", "… hộ gia đình, cá nhân, …, người gốc Việt Nam định cư ở nước ngoài") serves both: the
-# special fact then earns its bonus when asked but is no penalty when not.
-_INCLUSIVE_RE = re.compile(r"\b(ho gia dinh|ca nhan|cong dan viet nam|nguoi viet nam|trong nuoc)\b")
+# Facts that select a variant (knowledge/variants.yml, "facts").
+_FACT_RE = {name: rule.regex for name, rule in
+            pattern_sets(_RULES["facts"], _WHERE, {"countries": _COUNTRY_PATTERN}).items()}  # fmt: skip
+# A title that names ordinary citizens beside the special group serves both (knowledge/variants.yml, "inclusive").
+_INCLUSIVE_RE = pattern_set("inclusive", _RULES["inclusive"], _WHERE).regex
 # An age the citizen gives ("bé 4 tuổi", "con 10 tuoi", "cháu 8 tháng") below 14 selects the under-14 variant.
 _AGE_RE = re.compile(r"\b(\d{1,2})\s*(tuoi|thang tuoi|thang)\b")
-_LEVELS: dict[str, str] = {
-    "xa": r"\bcap xa\b|\bxa\b|\bphuong\b|\bubnd (xa|phuong)|\bdac khu\b",
-    "tinh": r"\bcap tinh\b|\btinh\b|\bthanh pho truc thuoc|\bso\b (tu phap|xay dung|tai nguyen|giao thong)",
-    "bo": r"trung uong|\bcap bo\b|\bbo (cong an|tu phap|quoc phong|tai chinh|xay dung)\b",
-}
-# What a procedure does to its object, when that is not the ordinary "apply for it" ("cấp", "đăng ký", "cấp
-# mới"): a title with one of these operations is what the citizen means only if the question says something that
-# asks for it. Without that, near-identical titles ("Khóa" / "Mở khóa căn cước điện tử", "Cấp lại" / "Cấp đổi",
-# "Đăng ký tạm trú" / "Xóa đăng ký tạm trú", "Đăng ký hộ kinh doanh" / "Dừng thực hiện thủ tục …") tie.
-# As (name, pattern in the folded title, pattern in the folded question).
-_OPERATIONS: tuple[tuple[str, str, str], ...] = (
-    ("unlock", r"\bmo khoa\b", r"\bmo (khoa|lai)\b"),
-    ("lock", r"(?<!mo )\bkhoa\b", r"(?<!mo )\bkhoa\b|\bbi (chiem|hack|lo|danh cap)"),
-    ("delete", r"^(thu tuc )?(xoa|huy)\b", r"\b(xoa|huy|bo|cat|rut ten)\b"),
-    ("revoke", r"^(thu tuc )?thu hoi\b", r"\b(thu hoi|nop lai|tra lai|khong dung nua|bo khong dung|huy)\b"),
-    ("stop", r"^(thu tuc )?dung\b", r"\b(dung|thoi)\b"),
-    ("withdraw", r"^(thu tuc )?rut\b|\brut yeu cau\b", r"\brut\b"),
-    ("suspend", r"\btam ngung\b", r"\b(tam ngung|tam dung|tam nghi|ngung|nghi kinh doanh)\b"),
-    ("terminate", r"\bcham dut\b", r"\b(cham dut|ngung|thoi|ket thuc)\b"),
-    ("restore", r"\bkhoi phuc\b", r"\b(khoi phuc|tim thay|tim lai|dung tiep|dung lai)\b"),
-    ("renew", r"\bgia han\b", r"\b(gia han|het han|sap het han)\b"),
-    ("exchange", r"\bcap doi\b|^(thu tuc )?doi\b", r"\b(doi|het han|hong|sai|cu|nhau|rach|thay doi)\b"),
-    ("reissue", r"\bcap lai\b", r"(?<!bang )(?<!phep )(?<!de )(?<!nop )(?<!tra )(?<!gui )\blai\b(?! xe)|\b(mat|hong|rach|that lac|bi trom|chay)\b"),
-    ("report_loss", r"\btrinh bao mat\b", r"\b(trinh bao|bao mat|khai bao mat|mat|that lac|bi trom)\b"),
-    ("correct", r"\b(dinh chinh|cai chinh)\b", r"\b(sai|sua|dinh chinh|cai chinh|nham)\b"),
-    ("absence", r"\btam vang\b", r"\b(tam vang|vang mat|di xa|di lam xa|di lam an)\b"),
-    ("dissolve", r"\bgiai the\b", r"\b(giai the|dong cua|dep)\b"),
-    ("convert", r"^(thu tuc )?chuyen doi\b", r"\b(chuyen doi|chuyen thanh|chuyen tu)\b"),
-    ("first", r"\blan dau\b", r"\b(lan dau|moi|chua (co|tung)|dau tien)\b"),
-    ("change", r"^(thu tuc )?(dang ky )?(thay doi|dieu chinh|cap nhat|bo sung)\b",
-     r"\b(thay doi|doi|chuyen|sua|cap nhat|dieu chinh|bo sung|sai|them)\b"),
+_LEVEL_RE = {name: rule.regex for name, rule in pattern_sets(_RULES["levels"], _WHERE).items()}
+# What a procedure does to its object, and qualifiers a title states in words other than the citizen's: each as
+# a pattern in the folded title and one in the folded question (knowledge/variants.yml explains each).
+_OP_TITLE_RE, _OP_QUESTION_RE = (
+    {name: pattern_set(name, rule[side], _WHERE).regex for name, rule in _RULES["operations"].items()}
+    for side in ("title", "question")
 )
-# Qualifiers a title states in words other than the citizen's, as (name, pattern in the folded title, pattern in the
-# folded question); like a fact, a title with one is what the citizen means only if the question asks for it:
-# - "online": the police's vehicle titles come in pairs, "… bằng dịch vụ công trực tuyến toàn trình" and "… một phần
-#   hoặc trực tiếp"; the fully-online one is meant when the citizen asks to do it online.
-# - "no_permission": "Đăng ký biến động chuyển mục đích sử dụng đất không phải xin phép …" is the exception to the
-#   permission a change of land use needs; a citizen asking where to ask permission means the ordinary case.
-# - "project": "… cho người nhận chuyển nhượng … trong dự án bất động sản", "nhà ở xây dựng trong dự án": a flat
-#   or plot bought from a developer's project, not land bought from another citizen.
-# - "no_residence", "former_resident": the judicial-record certificate for a citizen whose residence cannot be
-#   established, or for a foreigner who used to live in Viet Nam, is the exception to the ordinary certificate.
-_QUALIFIERS: tuple[tuple[str, str, str], ...] = (
-    ("online", r"\btruc tuyen toan trinh\b|\bdich vu cong (truc tuyen )?toan trinh\b",
-     r"\b(online|onl|truc tuyen|toan trinh|qua mang|tren mang|dich vu cong|dvc|vneid|internet|tai nha)\b"),
-    ("no_permission", r"\bkhong (phai|can) xin phep\b", r"\bkhong (phai|can|bat buoc) xin phep\b|\bkhoi xin phep\b"),
-    ("project", r"\btrong (cac )?du an\b", r"\b(du an|chung cu|can ho|chu dau tu|khu do thi)\b"),
-    ("no_residence", r"\bkhong xac dinh duoc noi (thuong tru|tam tru|cu tru)\b",
-     r"\bkhong (xac dinh duoc|ro|co|con) (noi |cho )?(thuong tru|tam tru|cu tru|ho khau)\b|\bkhong co ho khau\b"),
-    ("former_resident", r"\bnguoi nuoc ngoai da cu tru\b",
-     r"\b(da tung|tung|truoc day|truoc kia|da) (cu tru|song|o|lam viec|sinh song)\b.*\b(da ve nuoc|roi viet nam|ve nuoc)\b"
-     r"|\b(da tung|truoc day|truoc kia) (cu tru|song|lam viec|sinh song) (tai|o) viet nam\b"),
+_QUALIFIER_TITLE_RE, _QUALIFIER_QUESTION_RE = (
+    {name: pattern_set(name, rule[side], _WHERE).regex for name, rule in _RULES["qualifiers"].items()}
+    for side in ("title", "question")
 )
 # How a title names its submission channel ("… thực hiện bằng dịch vụ công trực tuyến toàn trình", "… bằng dịch vụ
 # công trực tuyến một phần hoặc trực tiếp"): variants that differ only there share a base title.
 _CHANNEL_QUALIFIER_RE = re.compile(
     r"\b(thuc hien )?(bang )?dich vu cong( truc tuyen)? (toan trinh|mot phan)( hoac truc tiep)?\b|\btruc tuyen toan trinh\b"
 )
-_QUALIFIER_TITLE_RE = {name: re.compile(title) for name, title, _ in _QUALIFIERS}
-_QUALIFIER_QUESTION_RE = {name: re.compile(question) for name, _, question in _QUALIFIERS}
 # Operations that are the ordinary case: a bonus when asked, no penalty when not.
 _DEFAULT_OPERATIONS = frozenset({"first"})
 # Facts a title can name beside ordinary citizens (see _INCLUSIVE_RE).
 _INCLUSIVE_FACTS = frozenset({"foreign", "organisation"})
-_FACT_RE = {k: re.compile(v) for k, v in _FACTS.items()}
 # The police's own personnel-policy records ("Chính sách" field, decided by the Ministry of Public Security: "Cấp
 # lại thẻ bảo hiểm y tế" for officers and their families, "Xét hưởng trợ cấp đối với thương binh … tại Công an cấp
-# tỉnh") serve the forces, not the citizen asking about the same thing; they need the question to say so.
-_FORCES_RE = re.compile(r"\b(cong an|cand|si quan|ha si quan|chien si|quan nhan|bo doi|quan doi|luc luong vu trang)\b")
+# tỉnh") serve the forces, not the citizen asking about the same thing; they need the question to say so
+# (knowledge/variants.yml, "forces").
+_FORCES_RE = pattern_set("forces", _RULES["forces"], _WHERE).regex
 
 
 def serves_forces(proc: Procedure) -> bool:
     return fold(proc.domain or "").strip() == "chinh sach" and "BCA" in (proc.decision or "").upper()
 
-_LEVEL_RE = {k: re.compile(v) for k, v in _LEVELS.items()}
-_OP_TITLE_RE = {name: re.compile(title) for name, title, _ in _OPERATIONS}
-_OP_QUESTION_RE = {name: re.compile(question) for name, _, question in _OPERATIONS}
+
 _TITLE_LEVEL_RE = re.compile(r"\((?:thuc hien )?tai (cap )?(trung uong|tinh|xa|huyen|bo)[^)]*\)|cap (trung uong|tinh|xa)")
 _PAREN_RE = re.compile(r"\([^)]*\)")
 
@@ -227,17 +164,9 @@ class VariantProfile:
                    inclusive, listed_operations(proc.title), serves_forces(proc), qualifiers)  # fmt: skip
 
 
-# How much a matching / missing variant qualifier moves a candidate's fused score.
-FACT_MATCH, FACT_UNASKED = 0.2, -0.1
-# The assistant serves citizens: an organisation's variant needs the question to say so.
-ORGANISATION_UNASKED = -0.2
-FORCES_UNASKED = -0.3  # stronger than an organisation's variant: these records never serve a citizen outside the forces
-LEVEL_MATCH, LEVEL_MISMATCH = 0.1, -0.08
-OPERATION_MATCH, OPERATION_UNASKED = 0.05, -0.12
 # Operations whose words say nothing else ("giải thể", "mở khóa", "gia hạn", "tạm vắng"): a title doing none of
 # what the question asks is not what the citizen means.
 _DISTINCT_OPERATIONS = frozenset({"unlock", "dissolve", "renew", "absence", "suspend", "restore", "correct"})
-OPERATION_MISSING = -0.2
 
 
 @dataclass(frozen=True)
@@ -257,30 +186,32 @@ class VariantPreference:
         return cls(frozenset(facts(question)), frozenset(question_levels(question)),
                    asked_operations(question, lexicon), bool(_FORCES_RE.search(folded)), qualifiers)
 
-    def adjustment(self, proc: Procedure | VariantProfile) -> float:
+    def adjustment(self, proc: Procedure | VariantProfile, weights: RankingWeights = WEIGHTS) -> float:
+        """How much the candidate's fused score moves for its variant (the weights say by how much each fact)."""
+        w = weights
         profile = proc if isinstance(proc, VariantProfile) else VariantProfile.of(proc)
         score = 0.0
-        score += FACT_MATCH * len(profile.facts & self.asked_facts)
+        score += w.fact_match * len(profile.facts & self.asked_facts)
         unasked = profile.facts - self.asked_facts
         if profile.inclusive:
             unasked -= _INCLUSIVE_FACTS
-        score += FACT_UNASKED * len(unasked - {"organisation"})
-        score += ORGANISATION_UNASKED if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
+        score += w.fact_unasked * len(unasked - {"organisation"})
+        score += w.organisation_unasked if "organisation" in unasked else 0.0  # a qualifier the citizen did not mention
         if profile.forces and not self.asked_forces:
-            score += FORCES_UNASKED
-        score += max(FACT_MATCH * len(case & self.asked_qualifiers) + FACT_UNASKED * len(case - self.asked_qualifiers)
+            score += w.forces_unasked
+        score += max(w.fact_match * len(case & self.asked_qualifiers) + w.fact_unasked * len(case - self.asked_qualifiers)
                      for case in profile.qualifiers)  # fmt: skip
         if self.asked_levels:
-            score += LEVEL_MATCH if profile.levels & self.asked_levels else LEVEL_MISMATCH
+            score += w.level_match if profile.levels & self.asked_levels else w.level_mismatch
         else:
             # Unspecified level: the commune is where citizens go first, then the province, then a ministry.
-            score += 0.03 if "xa" in profile.levels else 0.015 if "tinh" in profile.levels else 0.0
+            score += w.commune_default if "xa" in profile.levels else w.province_default if "tinh" in profile.levels else 0.0
         # a title listing several operations serves each of them ("Cấp lại, đổi, điều chỉnh …")
         if (profile.operations | profile.listed) & self.asked_operations:
-            score += OPERATION_MATCH
+            score += w.operation_match
         else:
             if profile.operations - _DEFAULT_OPERATIONS:
-                score += OPERATION_UNASKED
+                score += w.operation_unasked
             if self.asked_operations & _DISTINCT_OPERATIONS:
-                score += OPERATION_MISSING  # "giải thể công ty": not "Đăng ký thành lập công ty"
+                score += w.operation_missing  # "giải thể công ty": not "Đăng ký thành lập công ty"
         return score

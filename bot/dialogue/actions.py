@@ -7,7 +7,8 @@ options and the count of unanswered turns), so a follow-up, a choice or a handof
 
 The actions run in the serving process by default (:mod:`bot.dialogue.runtime` hands Rasa an in-process
 endpoint), or in a separate rasa-sdk server (``python -m bot actions``) when ``VNA_ACTION_ENDPOINT`` is set.
-Either way they reach the engine through :func:`assistant`.
+Either way they reach the assistant they were given with :func:`bind` (an :class:`ActionBackend`), never a
+module of the serving side.
 """
 
 from __future__ import annotations
@@ -15,39 +16,51 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Protocol
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import service
+from bot.answer.options import offered_options
 from bot.answer.variants import facts as title_facts
 from bot.answer.variants import procedure_levels
-from bot.engine import ConversationState, Reply
+from bot.config import Settings
+from bot.conversation import ConversationStore
+from bot.domain import ConversationState, Reply
+from bot.engine import Engine
 
 log = logging.getLogger(__name__)
 
 HANDOFF_AFTER_MISSES = 2  # consecutive turns the assistant could not answer before it offers a person
 
-_assistant = None
+
+class ActionBackend(Protocol):
+    """What the actions need from the assistant (``bot.service.Assistant`` is one): the engine and its answers,
+    the conversation store (state in degraded mode, handoff tickets, ratings) and the settings."""
+
+    engine: Engine
+    store: ConversationStore
+    settings: Settings
+
+    def ask(self, text: object, state: ConversationState | None = None) -> tuple[Reply, ConversationState]: ...
 
 
-def bind(assistant: Any) -> None:  # noqa: ANN401 - bot.service.Assistant (imported lazily: it imports us)
-    """Use this process's assistant (the in-process arrangement)."""
-    global _assistant
-    _assistant = assistant
+_backend: ActionBackend | None = None
 
 
-def assistant():  # noqa: ANN201
-    """The assistant the actions use; a standalone action server loads its own (engine only, no Rasa)."""
-    global _assistant
-    if _assistant is None:
-        from bot.config import get_settings
-        from bot.service import Assistant
+def bind(backend: ActionBackend) -> None:
+    """Give the actions the assistant they work with: the serving process binds its own before Rasa runs an
+    action; ``python -m bot actions`` binds one it loads for the separate action server."""
+    global _backend
+    _backend = backend
 
-        _assistant = Assistant(get_settings(), progress=False, dialogue=False)
-    return _assistant
+
+def assistant() -> ActionBackend:
+    """The assistant the actions were given (see :func:`bind`)."""
+    if _backend is None:
+        raise RuntimeError("no assistant bound to the custom actions: call bot.dialogue.actions.bind() first")
+    return _backend
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -89,7 +102,7 @@ def payload(reply: Reply, state: ConversationState | None) -> dict:
 
 
 def option_buttons(state: ConversationState) -> list[dict]:
-    return service.option_buttons(assistant().engine, state.options, payload="rasa")
+    return [o.contract() for o in offered_options(assistant().engine.kb.procedures, state.options, payload="rasa")]
 
 
 def utter_reply(dispatcher: CollectingDispatcher, reply: Reply, state: ConversationState) -> None:

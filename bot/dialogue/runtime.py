@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.engine import ConversationState, Reply, Source
+from bot.domain import ConversationState, Option, Reply, Source
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class DialogueError(RuntimeError):
 class DialogueTurn:
     reply: Reply
     state: ConversationState | None  # the engine state after the turn, when an engine-backed action ran
-    buttons: list[dict] = field(default_factory=list)
+    buttons: list[Option] = field(default_factory=list)
     confidence: float | None = None  # the NLU's confidence in the intent it chose
 
 
@@ -607,7 +607,7 @@ class Dialogue:
         for m in messages:
             if m.get("text"):
                 texts.append(m["text"])
-            buttons += m.get("buttons") or []
+            buttons += [Option(str(b.get("title", "")), str(b.get("payload", ""))) for b in m.get("buttons") or []]
             custom = m.get("custom") or {}
             if not custom:
                 continue

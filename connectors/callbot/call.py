@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.engine import Reply
+from bot.domain import Reply
 from bot.text.vietnamese import fold
 from connectors.callbot.menu import Menu
 from connectors.callbot.speakable import sentences, speakable
@@ -327,12 +327,12 @@ class Call:
             await self.transfer("requested", ticket=_ticket_of(reply.reply))
             return
         if reply.intent in ("thanks", "goodbye") or _END.search(folded) or any(
-                str(b.get("payload", "")).startswith("/rate") for b in turn.buttons):
+                b.payload.startswith("/rate") for b in turn.buttons):
             self.log_turn(times)
             await self.ask_rating()
             return
         text = speakable(reply.reply)
-        options = [b["title"] for b in turn.buttons if not str(b.get("payload", "")).startswith("/")]
+        options = [b.title for b in turn.buttons if not b.payload.startswith("/")]
         if options:
             text += " Bạn có thể nói số thứ tự của thủ tục bạn cần."
         self.state, self.procedure = "answered", None
