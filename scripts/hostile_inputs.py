@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts.benchmark import _free_port as free_port  # noqa: E402
+from scripts.benchmark import wait_healthy  # noqa: E402
 
 LENGTH = 60_000
 MAX_BODY_BYTES = 64 * 1024  # bot.api.MAX_BODY_BYTES (not imported: that pulls in the whole application)
@@ -120,26 +122,6 @@ class HealthProbe(threading.Thread):
                 time.sleep(0.02)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen | None, timeout: float = 1800) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise SystemExit("server did not become healthy")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -197,7 +179,7 @@ def main() -> int:  # noqa: PLR0915 - one measurement, read top to bottom
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
     rows = []
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=1800)
         health = httpx.get(f"{url}/health", timeout=30).json()
         probe = HealthProbe(url)
         probe.start()
