@@ -11,13 +11,15 @@ CLI: `python -m bot db upgrade | current | history | revision -m "…"` (docs/op
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
@@ -54,3 +56,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             command.stamp(config, BASELINE)
         if MigrationContext.configure(conn).get_current_revision() != head() or revision != "head":
             command.upgrade(config, revision)
+
+
+@contextmanager
+def tracker_events(url: str) -> Iterator[Engine | None]:
+    """Rasa's SQL tracker store (its table ``events`` keeps its own copy of each conversation), or None when that
+    store has no such table yet; for code that deletes from it (the demo data's removal, the retention purge)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        yield None
+        return
+    engine = create_engine(url, future=True)
+    try:
+        yield engine if "events" in inspect(engine).get_table_names() else None
+    finally:
+        engine.dispose()

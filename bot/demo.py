@@ -16,12 +16,12 @@ import json
 import random
 import time
 import uuid
-from pathlib import Path
 
-from sqlalchemy import create_engine, delete, inspect, select, text, update
+from sqlalchemy import delete, select, text, update
 from tqdm import tqdm
 
 from bot.config import PROJECT_DIR, Settings
+from bot.db import tracker_events
 from bot.schema import conversations, handoff_tickets, ratings, review_items, staff_replies, turns
 
 DEVSET = PROJECT_DIR / "eval" / "devset"
@@ -95,12 +95,8 @@ def remove(settings: Settings, db) -> dict:  # noqa: ANN001 - the assistant's SQ
 
 def _remove_tracker_events(settings: Settings, sessions: list[str]) -> int:
     """Rasa's SQL tracker store keeps its own copy of each conversation (table `events`)."""
-    url = settings.resolved_tracker_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return 0
-    engine = create_engine(url, future=True)
-    try:
-        if "events" not in inspect(engine).get_table_names():
+    with tracker_events(settings.resolved_tracker_url) as engine:
+        if engine is None:
             return 0
         total = 0
         with engine.begin() as conn:
@@ -110,5 +106,3 @@ def _remove_tracker_events(settings: Settings, sessions: list[str]) -> int:
                 total += conn.execute(text("DELETE FROM events WHERE sender_id IN (" +
                                            ", ".join(f":s{i}" for i in range(len(chunk))) + ")"), params).rowcount
         return total
-    finally:
-        engine.dispose()

@@ -41,17 +41,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 from sqlalchemy import (
     and_,
     bindparam,
     case,
-    create_engine,
     delete,
     func,
     insert,
-    inspect,
     not_,
     or_,
     select,
@@ -63,6 +60,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
 from bot.config import Settings
+from bot.db import tracker_events
 from bot.schema import (
     channel_inbox,
     channel_outbox,
@@ -346,12 +344,8 @@ FROM events e WHERE e.timestamp < :cutoff AND (
 def _purge_tracker(settings: Settings, cutoff: float, batch: int, dry_run: bool,
                    stop: threading.Event | None) -> int:
     """Rasa's SQL tracker store keeps its own copy of each conversation (table `events`)."""
-    url = settings.resolved_tracker_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return 0
-    engine = create_engine(url, future=True)
-    try:
-        if "events" not in inspect(engine).get_table_names():
+    with tracker_events(settings.resolved_tracker_url) as engine:
+        if engine is None:
             return 0
         if dry_run:
             with engine.connect() as conn:
@@ -368,8 +362,6 @@ def _purge_tracker(settings: Settings, cutoff: float, batch: int, dry_run: bool,
                 total += conn.execute(text("DELETE FROM events WHERE id IN (" + ", ".join(f":{k}" for k in params)
                                            + ")"), params).rowcount
         return total
-    finally:
-        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------- the purge
