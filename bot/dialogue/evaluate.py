@@ -11,6 +11,7 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,12 @@ def run_dialogue_eval(settings: Settings, args: argparse.Namespace) -> int:
     from bot.api import create_app
     from bot.service import Assistant
 
+    # The evaluation's conversations go to databases of their own (a temporary folder), never into the deployment's
+    # turn log and KPIs; the index and the model are the deployment's. They are plain API conversations: the API
+    # refuses channels that are not public (docs/security.md).
+    scratch = Path(tempfile.mkdtemp(prefix="vna-eval-"))
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{scratch / 'assistant.db'}",
+                                           "tracker_store_url": f"sqlite:///{scratch / 'dialogue.db'}"})
     assistant = Assistant(settings, progress=True, dialogue=True)
     if assistant.dialogue is None:
         print(f"eval --dialogue: the dialogue layer is unavailable ({assistant.dialogue_error})")
@@ -54,7 +61,7 @@ def run_dialogue_eval(settings: Settings, args: argparse.Namespace) -> int:
 
         def post(session_id: str, text: str) -> dict:
             started = time.perf_counter()
-            r = client.post("/api/chat", json={"session_id": session_id, "text": text, "channel": "eval"})
+            r = client.post("/api/chat", json={"session_id": session_id, "text": text})
             latencies.append((time.perf_counter() - started) * 1000)
             r.raise_for_status()
             return r.json()
