@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|demo-data|db|purge|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|kpi-consumer|demo-data|db|purge|build-index|eval|train` (see README.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import uuid
 
     from bot.config import get_settings
+    from bot.domain import Reply
     from bot.service import Assistant
 
     # Rasa (when on) prints its own progress to stdout: keep stdout for the answers
@@ -23,7 +24,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assistant = Assistant(get_settings(), progress=True)
     run = uuid.uuid4().hex[:8]
 
-    def show(reply) -> None:  # noqa: ANN001
+    def show(reply: Reply) -> None:
         print(json.dumps(reply.contract(), ensure_ascii=False) if args.json else reply.reply, flush=True)
 
     async def batch(lines: list[str]) -> None:
@@ -176,6 +177,34 @@ def cmd_callbot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpi_consumer(args: argparse.Namespace) -> int:
+    """Write the conversation events of VNA_EVENT_BROKER_URL's queue to the KPI store until SIGTERM (bot/events.py)."""
+    from bot.config import get_settings
+    from bot.conversation import ConversationStore
+    from bot.events import EventConsumer, check_url, run_consumer
+
+    settings = get_settings()
+    if settings.event_broker_url is None:
+        print("kpi-consumer: VNA_EVENT_BROKER_URL is not set (e.g. amqp://user:password@127.0.0.1:5672/); without a "
+              "broker the events are written directly and there is nothing to consume", file=sys.stderr)
+        return 2
+    if args.prefetch < 1 or args.concurrency < 1:
+        print("kpi-consumer: --prefetch and --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        check_url(settings.event_broker_url.get_secret_value())
+    except ValueError as exc:
+        print(f"kpi-consumer: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("bot.events").setLevel(logging.INFO)  # progress and counts, whatever VNA_LOG_LEVEL says
+    store = ConversationStore(settings.resolved_database_url)  # no publisher: this process writes
+    consumer = EventConsumer(settings.event_broker_url.get_secret_value(), store.apply,
+                             queue=settings.event_broker_queue, prefetch=args.prefetch,
+                             concurrency=args.concurrency)
+    run_consumer(consumer)  # logs its counts as it goes and when it stops
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Fill the dashboard with simulated conversations (marked as such), or remove them."""
     from bot.config import get_settings
@@ -302,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     phone.add_argument("--host", default=None, help="bind address (default VNA_CALLBOT_HOST, 127.0.0.1)")
     phone.add_argument("--port", type=int, default=None, help="SIP UDP port (default VNA_CALLBOT_PORT, 5080)")
     phone.set_defaults(func=cmd_callbot)
+
+    kpi = sub.add_parser("kpi-consumer",
+                         help="write the conversation events queued in RabbitMQ (VNA_EVENT_BROKER_URL) to the KPI store")
+    kpi.add_argument("--prefetch", type=int, default=32, help="messages taken from the broker ahead (default 32)")
+    kpi.add_argument("--concurrency", type=int, default=4,
+                     help="events written at once, each session's in order (default 4)")
+    kpi.set_defaults(func=cmd_kpi_consumer)
 
     demo = sub.add_parser("demo-data", help="replay the development questions with simulated ratings (dashboard demo)")
     demo.add_argument("--remove", action="store_true", help="delete every simulated row instead")

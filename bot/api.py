@@ -21,13 +21,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import __version__
 from bot.config import Settings, get_settings
@@ -57,12 +58,12 @@ class BodyLimit:
     either refused or replayed to the application unchanged. Pure ASGI, so nothing past the limit is buffered.
     """
 
-    def __init__(self, app, limit: int, overrides: dict[str, int] | None = None) -> None:  # noqa: ANN001
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.overrides = overrides or {}  # path -> its own limit (a file upload needs more than a chat message)
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -91,7 +92,7 @@ class BodyLimit:
         body = b"".join(chunks)
         replayed = False
 
-        async def replay() -> dict:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -100,7 +101,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send, limit: int) -> None:  # noqa: ANN001
+    async def _refuse(self, send: Send, limit: int) -> None:
         payload = json.dumps({"detail": f"Request body too large (limit {limit} bytes)."}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
@@ -146,17 +147,17 @@ class AddressLimit:
     The client address is the TCP peer, or the X-Forwarded-For hop a trusted proxy vouches for; IPv6 counts by /64.
     """
 
-    def __init__(self, app, limiter: RateLimiter, settings: Settings) -> None:  # noqa: ANN001
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, settings: Settings) -> None:
         self.app = app
         self.limiter = limiter
         self.settings = settings
 
-    def address(self, scope) -> str:  # noqa: ANN001
+    def address(self, scope: Scope) -> str:
         peer = (scope.get("client") or (None, None))[0]
         forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-forwarded-for")
         return address_key(client_host(peer, forwarded or None, self.settings.trusted_proxies))
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not (path.startswith("/api/") or path in WEBHOOK_PATHS):
             await self.app(scope, receive, send)
@@ -178,7 +179,7 @@ class AddressLimit:
             return
         status = 0
 
-        async def watch(message: dict) -> None:
+        async def watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -189,7 +190,7 @@ class AddressLimit:
             await hit(self.limiter, "webhook-refused", spec, address)
 
     @staticmethod
-    async def _refuse(send, retry_after: float) -> None:  # noqa: ANN001
+    async def _refuse(send: Send, retry_after: float) -> None:
         detail, headers = too_many_requests(retry_after)
         payload = json.dumps({"detail": detail}, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 429,
@@ -236,15 +237,19 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-def _error(description: str) -> dict:
+# FastAPI's `responses=`: status code -> OpenAPI response object
+OpenApiResponses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-TOO_LARGE = {413: _error("The request body is over 64 KiB.")}
-INVALID = {400: _error("The body cannot be read as JSON text (e.g. it is not UTF-8)."),
+TOO_LARGE: OpenApiResponses = {413: _error("The request body is over 64 KiB.")}
+INVALID: OpenApiResponses = {400: _error("The body cannot be read as JSON text (e.g. it is not UTF-8)."),
            422: _error("Malformed JSON or a field of the wrong type or size (a readable message).")}
-FORBIDDEN = {403: _error("The session id or channel belongs to another channel, or a 'web:' id does not verify.")}
-LIMITED = {429: {**_error("Too many requests (per client address; per session for /api/chat); Vietnamese detail."),
+FORBIDDEN: OpenApiResponses = {403: _error("The session id or channel belongs to another channel, or a 'web:' id does not verify.")}
+LIMITED: OpenApiResponses = {429: {**_error("Too many requests (per client address; per session for /api/chat); Vietnamese detail."),
                  "headers": {"Retry-After": {"description": "Seconds to wait before trying again.",
                                              "schema": {"type": "integer"}}}}}
 
@@ -262,12 +267,83 @@ class ButtonOut(BaseModel):
     payload: str = Field(description="Send it back as `text` to choose this button.")
 
 
+class ChannelValueOut(BaseModel):
+    channel: Literal["in_person", "online", "post", "other"]
+    label: str | None = Field(description="The channel as the record names it (\"Trực tiếp\", \"Trực tuyến\", …).")
+    value: str = Field(description="As the record writes it, e.g. \"Lệ phí : 20.000 Đồng\", \"7 Ngày làm việc\".")
+
+
+class DocumentOut(BaseModel):
+    name: str
+    copies: str | None
+    form: str | None = Field(description="The form or template to fill, when the record attaches one.")
+    group: str | None = Field(description="The case the paper belongs to (\"Trường hợp …\"), when the record groups them.")
+
+
+class LegalBasisOut(BaseModel):
+    number: str
+    title: str | None
+
+
+class WhereOut(BaseModel):
+    levels: list[Literal["commune", "province", "central", "other"]] = Field(
+        description="The levels the record names in \"Cấp thực hiện\" (updated on the portal for the two-level "
+                    "local government since 1 July 2025).")
+    agency: str | None
+    competent_authority: str | None
+    receiving_address: str | None
+    district_wording: str | None = Field(
+        description="The record's words that still name a district-level body or level (\"Bảo hiểm xã hội cấp "
+                    "huyện\"); the district level ended on 1 July 2025.")
+    note: str | None = Field(description="What the reply says about that wording (Vietnamese), else null.")
+
+
+class FieldsOut(BaseModel):
+    documents: list[DocumentOut] | None
+    fee: list[ChannelValueOut] | None = Field(description="Fee per submission channel, as written.")
+    time: list[ChannelValueOut] | None = Field(description="Processing time per submission channel, as written.")
+    where: WhereOut | None
+    steps: list[str] | None
+    conditions: str | None
+    legal_basis: list[LegalBasisOut] | None
+    online: bool | None = Field(description="True: an online channel is listed; false: channels are listed but "
+                                            "none online; null: the record lists no channel.")
+
+
+class PlaceOut(BaseModel):
+    named: str = Field(description="What the citizen named, as the mapping data writes it.")
+    now: str | None = Field(description="Today's unit when the data gives exactly one, else null.")
+    written: str = Field(description="The citizen's own words.")
+    level: Literal["commune", "district", "province"]
+    status: Literal["current", "converted", "split", "several", "unmapped", "ambiguous", "unlisted"]
+    province_now: str | None
+    options: list[str] = Field(description="Today's communes (split, several) or the units the name may be "
+                                           "(ambiguous).")
+    partial: bool = Field(description="The data leaves part of the area without a new commune.")
+
+
+class AnswerOut(BaseModel):
+    """The reply about one procedure as fields, each from the record (null where the record has none)."""
+
+    procedure: str = Field(description="The procedure's national code.")
+    title: str
+    url: str | None
+    aspect: str = Field(description="What was asked first: documents, fee, time, where, steps, conditions, "
+                                    "legal_basis, online or general.")
+    aspects: list[str]
+    fields: FieldsOut
+    place: PlaceOut | None = Field(description="The place the conversation is about (old or new units), or null.")
+
+
 class ChatResponse(BaseModel):
     question: str
     reply: str
     intent: str | None
     fallback: bool
     sources: list[SourceOut]
+    answer: AnswerOut | None = Field(
+        default=None, description="The procedure's answer as fields (additive to the contract); null when the reply "
+                                  "is not about one procedure.")
     buttons: list[ButtonOut] = Field(default_factory=list, description="Choices a channel may render.")
 
 
@@ -371,7 +447,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @app.post("/api/chat", response_model=ChatResponse, responses=FORBIDDEN | TOO_LARGE | INVALID | LIMITED)
     async def chat(body: ChatRequest, request: Request) -> dict:
-        """One turn of a conversation (the contract of BRIEF.md): the reply with its sources and buttons."""
+        """One turn of a conversation (the contract of BRIEF.md): the reply with its sources, the procedure's answer
+        as fields (``answer``, null when the reply is not about one procedure) and buttons."""
         assistant: Assistant = request.app.state.assistant
         channel = owner_channel(body.session_id, body.channel)
         retry = await hit(app.state.limiter, "session", settings.rate_limit_session, body.session_id)

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     # Shared state of several instances (rate limits, Rasa's lock store, distributed locks); unset = in memory.
     redis_url: str | None = None
+    # Prepended to every Redis key and channel of this deployment (letters and digits: Rasa's lock store needs
+    # that), so several deployments, or test runs, can share one Redis.
+    redis_key_prefix: str = "vna"
+    # RabbitMQ (amqp://user:password@host:5672/vhost): turns, ratings and handoffs are published to a durable queue
+    # and written to the KPI store by `python -m bot kpi-consumer` (bot/events.py); unset = written directly.
+    event_broker_url: SecretStr | None = None
+    event_broker_queue: str = "vnassist.events"
     # Abuse limits, in the `limits` library's notation ("20/minute", several joined by ";"). A request over any
     # limit gets HTTP 429 with Retry-After; a channel message over it gets one short "please slow down" reply.
     rate_limit_session: str = "10/10second;30/minute"  # messages of one conversation

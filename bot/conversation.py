@@ -2,14 +2,33 @@
 
 Any SQLAlchemy URL works (e.g. postgresql+psycopg2://…); the state is a small JSON document per session,
 so two processes serving one conversation see the same procedure being discussed.
+
+Several instances (docs/operations.md, "Scaling out"):
+
+- **The state is versioned.** Each write of a conversation's state bumps ``conversations.version``. A turn that
+  read the state with :meth:`ConversationStore.load_versioned` records with ``expected_version``: when another turn
+  of the same session wrote the state meanwhile (on another instance), nothing is written and
+  :class:`StateConflict` is raised, so the caller runs the turn again on the fresh state instead of overwriting it.
+- **Events instead of inserts.** With ``events`` (an event broker's publisher: ``publish(event: dict) -> None``,
+  raising on failure) the turn row and the rating are published as events and written by a consumer that calls
+  :meth:`ConversationStore.apply`; what a citizen's next request depends on is still written at once (the state,
+  the ``answered`` and ``rated`` markers, handoff tickets, whose number the citizen is told). An event that cannot
+  be published is written directly, under the same event id, so nothing is lost and nothing is written twice.
+
+An event is ``{"event_id": uuid4 hex, "type": "turn"|"rating"|"handoff", "session_id": str, "channel": str,
+"at": float (epoch seconds), "data": {…the row's values…}}`` (see :func:`make_event` and :meth:`apply`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import sqlite3
 import time
+import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import (
     create_engine,
@@ -18,6 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
@@ -26,11 +46,13 @@ from bot.domain import ConversationState, Reply
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
 
+log = logging.getLogger(__name__)
+
 # what ConversationStore.rate did: stored or replaced a rating, or refused it (see its docstring)
 RatingResult = Literal["stored", "replaced", "unknown", "unanswered"]
 
 
-def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+def sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API's worker threads read while one writes; NORMAL sync is durable across app crashes.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,8 +61,81 @@ def sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API 
     cursor.close()
 
 
+class StateConflict(RuntimeError):
+    """Another turn of the conversation saved its state after this one read it: nothing of this turn was written."""
+
+
+class EventPublisher(Protocol):
+    """Where conversation events go with an event broker (bot.events); ``publish`` raises when it cannot."""
+
+    def publish(self, event: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+EVENT_TYPES = ("turn", "rating", "handoff")
+
+
+def make_event(kind: str, session_id: str, channel: str, at: float, data: dict) -> dict:
+    """A conversation event (the format in the module doc), with a new id."""
+    return {"event_id": uuid.uuid4().hex, "type": kind, "session_id": session_id, "channel": channel, "at": at,
+            "data": data}
+
+
+# what the "data" of each event type holds: name -> accepted types (None: may be null)
+_BOOL, _NUM, _OPT_STR = (bool,), (int, float), (str, type(None))
+_EVENT_FIELDS: dict[str, dict[str, tuple]] = {
+    "turn": {"question": (str,), "reply": (str,), "intent": _OPT_STR, "fallback": _BOOL, "outcome": (str,),
+             "sources": (list,), "latency_ms": _NUM, "procedure": _OPT_STR, "aspect": _OPT_STR,
+             "confidence": (int, float, type(None)), "simulated": _BOOL},
+    "rating": {"score": (int,), "simulated": _BOOL},
+    "handoff": {"ticket": (int,), "reason": (str,), "transcript": (list,), "status": (str,), "simulated": _BOOL},
+}
+
+
+def _checked(event: object) -> dict:
+    """The event, when it has the documented shape; ValueError naming what is wrong otherwise."""
+    if not isinstance(event, dict):
+        raise ValueError("an event is a JSON object")
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {kind!r} (expected one of {', '.join(EVENT_TYPES)})")
+    event_id = event.get("event_id")
+    if not (isinstance(event_id, str) and len(event_id) == 32 and all(c in "0123456789abcdef" for c in event_id)):
+        raise ValueError("event_id must be 32 lowercase hexadecimal characters (uuid4().hex)")
+    for name, limit in (("session_id", 128), ("channel", 32)):
+        value = event.get(name)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise ValueError(f"{name} must be a non-empty string of at most {limit} characters")
+    at = event.get("at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise ValueError("at must be a number (epoch seconds)")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("data must be an object")
+    fields = _EVENT_FIELDS[kind]
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise ValueError(f"a {kind} event's data lacks {', '.join(missing)}")
+    for name, types in fields.items():
+        value = data[name]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise ValueError(f"data.{name} of a {kind} event has the wrong type ({type(value).__name__})")
+    if kind == "turn" and not all(isinstance(source, str) for source in data["sources"]):
+        raise ValueError("data.sources of a turn event must be a list of source ids")
+    if kind == "rating" and not 1 <= data["score"] <= 5:
+        raise ValueError(f"a rating is 1..5, not {data['score']}")
+    return event
+
+
 class ConversationStore:
-    def __init__(self, url: str) -> None:
+    """The conversations (state and markers), their turns, ratings and handoff tickets.
+
+    ``events``: publish turns, ratings and handoffs to an event broker instead of inserting the turn and rating
+    rows here (the module doc); None writes everything directly, as one instance needs."""
+
+    def __init__(self, url: str, events: EventPublisher | None = None) -> None:
+        self.events = events
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.db: SqlEngine = create_engine(url, connect_args={"check_same_thread": False}, future=True)
@@ -50,54 +145,90 @@ class ConversationStore:
         migrate(self.db)
 
     def load(self, session_id: str) -> ConversationState:
+        return self.load_versioned(session_id)[0]
+
+    def load_versioned(self, session_id: str) -> tuple[ConversationState, int]:
+        """The state and its version (0 for a conversation not stored yet), for :meth:`record`'s check."""
         with self.db.connect() as conn:
-            row = conn.execute(select(conversations.c.state).where(conversations.c.session_id == session_id)).first()
-        return ConversationState.from_dict(json.loads(row[0])) if row else ConversationState()
+            row = conn.execute(select(conversations.c.state, conversations.c.version)
+                               .where(conversations.c.session_id == session_id)).first()
+        if row is None:
+            return ConversationState(), 0
+        return ConversationState.from_dict(json.loads(row.state)), int(row.version)
 
     def record(self, session_id: str, channel: str, reply: Reply, state: ConversationState | None,
                latency_ms: float, procedure: str | None = None, confidence: float | None = None,
-               simulated: bool = False) -> None:
-        """Save the turn and the new state (None: unchanged) in one transaction."""
+               simulated: bool = False, expected_version: int | None = None) -> None:
+        """Save the turn and the new state (None: unchanged) in one transaction.
+
+        With ``expected_version`` (from :meth:`load_versioned`), a new state is saved only if nobody saved one since
+        that version was read; otherwise nothing is written and :class:`StateConflict` is raised. Without it the
+        state is saved whatever happened meanwhile (the last writer wins). With an event broker the turn row is
+        published after the state is committed (see the module doc)."""
         now = time.time()
-        state_json = json.dumps((state or ConversationState()).to_dict(), ensure_ascii=False)
-        values = {"state": state_json, "updated_at": now} if state is not None else {"updated_at": now}
-        with self.db.begin() as conn:
-            updated = conn.execute(
-                update(conversations).where(conversations.c.session_id == session_id).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(
-                    insert(conversations).values(
-                        session_id=session_id, channel=channel, state=state_json, created_at=now, updated_at=now,
-                        simulated=simulated,
-                    )
-                )
-            conn.execute(
-                insert(turns).values(
-                    session_id=session_id,
-                    channel=channel,
-                    question=reply.question,
-                    reply=reply.reply,
-                    intent=reply.intent,
-                    fallback=reply.fallback,
-                    outcome=reply.outcome,
-                    sources=json.dumps([s.id for s in reply.sources]),
-                    latency_ms=latency_ms,
-                    created_at=now,
-                    procedure=procedure,
-                    aspect=reply.aspects[0] if reply.aspects else None,
-                    confidence=confidence,
-                    simulated=simulated,
-                )
-            )
+        row = {
+            "question": reply.question, "reply": reply.reply, "intent": reply.intent, "fallback": reply.fallback,
+            "outcome": reply.outcome, "sources": [s.id for s in reply.sources], "latency_ms": latency_ms,
+            "procedure": procedure, "aspect": reply.aspects[0] if reply.aspects else None, "confidence": confidence,
+            "simulated": simulated,
+        }
+        for attempt in (1, 2):
+            try:
+                with self.db.begin() as conn:
+                    self._save_state(conn, session_id, channel, state, now, simulated, expected_version)
+                    if self.events is None:
+                        self._insert_turn(conn, session_id, channel, now, row, None)
+                break
+            except IntegrityError:
+                # the conversation's first two turns inserted its row at once: this one lost; its transaction is
+                # rolled back, and the row is there now
+                if expected_version is not None and state is not None:
+                    raise StateConflict(f"conversation {session_id!r} was started by another turn") from None
+                if attempt == 2:
+                    raise
+        if self.events is not None:
+            self._publish(make_event("turn", session_id, channel, now, row))
+
+    @staticmethod
+    def _save_state(conn: Connection, session_id: str, channel: str, state: ConversationState | None, now: float,
+                    simulated: bool, expected_version: int | None) -> None:
+        values: dict[str, Any] = {"updated_at": now, "answered": True}
+        if state is not None:
+            values |= {"state": json.dumps(state.to_dict(), ensure_ascii=False),
+                       "version": conversations.c.version + 1}
+        query = update(conversations).where(conversations.c.session_id == session_id)
+        checked = expected_version is not None and state is not None
+        if checked:
+            query = query.where(conversations.c.version == expected_version)
+        if conn.execute(query.values(**values)).rowcount:
+            return
+        if checked and expected_version != 0:  # saved by another turn since it was read (or deleted meanwhile)
+            raise StateConflict(f"the state of conversation {session_id!r} changed since version {expected_version}")
+        if checked and conn.execute(select(conversations.c.version)
+                                    .where(conversations.c.session_id == session_id)).first() is not None:
+            raise StateConflict(f"conversation {session_id!r} was started by another turn")
+        conn.execute(insert(conversations).values(
+            session_id=session_id, channel=channel, created_at=now, updated_at=now, simulated=simulated,
+            answered=True, state=json.dumps((state or ConversationState()).to_dict(), ensure_ascii=False),
+            version=1 if state is not None else 0,
+        ))
+
+    @staticmethod
+    def _insert_turn(conn: Connection, session_id: str, channel: str, at: float, row: dict,
+                     event_id: str | None) -> None:
+        conn.execute(insert(turns).values(session_id=session_id, channel=channel, created_at=at, event_id=event_id,
+                                          **(row | {"sources": json.dumps(row["sources"])})))
 
     def open_ticket(self, session_id: str, channel: str, reason: str, transcript: list[dict]) -> int:
         """Store a handoff ticket with the conversation so far; returns its number for the citizen.
 
         The transcript is masked again here (it is built from already-masked turns; this keeps a ticket opened
-        from elsewhere just as clean)."""
+        from elsewhere just as clean). The ticket is written at once (the citizen is told its number); with an
+        event broker it is also published as a "handoff" event."""
         transcript = [dict(t, text=mask(t["text"])) if isinstance(t.get("text"), str) else t for t in transcript]
+        now = time.time()
         with self.db.begin() as conn:
+            simulated = self._simulated(conn, session_id)
             result = conn.execute(
                 insert(handoff_tickets).values(
                     session_id=session_id,
@@ -105,11 +236,16 @@ class ConversationStore:
                     reason=reason,
                     transcript=json.dumps(transcript, ensure_ascii=False),
                     status="open",
-                    created_at=time.time(),
-                    simulated=self._simulated(conn, session_id),
+                    created_at=now,
+                    simulated=simulated,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            ticket = int(result.inserted_primary_key[0])
+        if self.events is not None:
+            self._publish(make_event("handoff", session_id, channel, now, {
+                "ticket": ticket, "reason": reason, "transcript": transcript, "status": "open",
+                "simulated": simulated}))
+        return ticket
 
     def ticket_list(self, session_id: str | None = None) -> list[dict]:
         query = select(handoff_tickets).order_by(handoff_tickets.c.id)
@@ -127,28 +263,106 @@ class ConversationStore:
         Returns "stored" or "replaced" (a second rating replaces the first, so the CSAT counts citizens, not
         requests); "unknown" when there is no such conversation in this channel (it is refused: a rating cannot
         invent a conversation nor rate another channel's), "unanswered" when the conversation has not received a
-        reply yet. Refusals store nothing; callers answer them (HTTP 404/409, a polite line in the dialogue)."""
+        reply yet. Refusals store nothing; callers answer them (HTTP 404/409, a polite line in the dialogue).
+
+        The checks read the conversation's row only (its ``answered`` and ``rated`` markers), never the turns or
+        ratings an event consumer may not have written yet; with an event broker the rating itself is published."""
         if not 1 <= score <= 5:
             raise ValueError(f"a rating is 1..5, not {score}")
         for _attempt in range(3):  # a concurrent first rating of the same conversation won the insert: update it
             try:
                 with self.db.begin() as conn:
-                    owner = conn.execute(select(conversations.c.channel, conversations.c.simulated)
+                    owner = conn.execute(select(conversations.c.channel, conversations.c.simulated,
+                                                conversations.c.answered)
                                          .where(conversations.c.session_id == session_id)).first()
                     if owner is None or owner.channel != channel:
                         return "unknown"
-                    if conn.execute(select(turns.c.id).where(turns.c.session_id == session_id).limit(1)).first() is None:
+                    if not owner.answered:
                         return "unanswered"
-                    values = {"channel": channel, "score": score, "created_at": time.time(),
-                              "simulated": bool(owner.simulated)}
-                    if conn.execute(update(ratings).where(ratings.c.session_id == session_id)
-                                    .values(**values)).rowcount:
-                        return "replaced"
-                    conn.execute(insert(ratings).values(session_id=session_id, **values))
-                    return "stored"
+                    now = time.time()
+                    # the first rating turns the marker on: one conditional update, so two at once cannot both
+                    # be the first
+                    first = conn.execute(update(conversations).where(conversations.c.session_id == session_id,
+                                                                     conversations.c.rated.is_(False))
+                                         .values(rated=True)).rowcount
+                    if self.events is not None:
+                        result: RatingResult = "stored" if first else "replaced"
+                    else:
+                        values = {"channel": channel, "score": score, "created_at": now,
+                                  "simulated": bool(owner.simulated)}
+                        if conn.execute(update(ratings).where(ratings.c.session_id == session_id)
+                                        .values(**values, event_id=None)).rowcount:
+                            return "replaced"
+                        conn.execute(insert(ratings).values(session_id=session_id, **values))
+                        return "stored"
             except IntegrityError:  # the unique index refused a second insert: the transaction is rolled back
                 continue
+            self._publish(make_event("rating", session_id, channel, now,
+                                     {"score": score, "simulated": bool(owner.simulated)}))
+            return result
         raise RuntimeError(f"the rating of {session_id!r} could not be stored")
+
+    # ------------------------------------------------------------------ events (with an event broker)
+    def _publish(self, event: dict) -> None:
+        """Hand an event to the broker; when that fails, write it here at once (under the same id, so a copy the
+        broker did take is not written twice)."""
+        if self.events is None:  # callers publish only with a broker; without one the row is written here
+            self.apply(event)
+            return
+        try:
+            self.events.publish(event)
+        except Exception as exc:  # noqa: BLE001 - whatever the broker's failure, the row must not be lost
+            log.warning("%s event of %s not published (%s: %s); written directly", event["type"],
+                        event["session_id"], type(exc).__name__, exc)
+            self.apply(event)
+
+    def apply(self, event: dict) -> bool:
+        """Write one conversation event (what an event consumer calls); True when it wrote something.
+
+        Idempotent: a turn or rating whose ``event_id`` is stored already is not written again, a handoff whose
+        ticket exists is not either (the ticket is written when it is opened); so a second delivery returns False.
+        A rating replaces the conversation's stored one unless that one is more recent (``at``), so ratings
+        delivered out of order still leave the last one. ValueError when the event is not of the documented shape
+        (see the module doc), without writing anything."""
+        event = _checked(event)
+        kind, data = event["type"], event["data"]
+        session_id, channel, at, event_id = event["session_id"], event["channel"], float(event["at"]), \
+            event["event_id"]
+        for _attempt in range(3):
+            try:
+                with self.db.begin() as conn:
+                    if kind == "turn":
+                        if conn.execute(select(turns.c.id).where(turns.c.event_id == event_id)).first():
+                            return False
+                        self._insert_turn(conn, session_id, channel, at, data, event_id)
+                        return True
+                    if kind == "rating":
+                        return self._apply_rating(conn, session_id, channel, at, data, event_id)
+                    if conn.execute(select(handoff_tickets.c.id)
+                                    .where(handoff_tickets.c.id == data["ticket"])).first():
+                        return False
+                    conn.execute(insert(handoff_tickets).values(
+                        id=data["ticket"], session_id=session_id, channel=channel, reason=data["reason"],
+                        transcript=json.dumps(data["transcript"], ensure_ascii=False), status=data["status"],
+                        created_at=at, simulated=data["simulated"]))
+                    return True
+            except IntegrityError:  # the same event (or the session's first rating) written at the same moment
+                continue
+        raise RuntimeError(f"the {kind} event {event_id} could not be written")
+
+    @staticmethod
+    def _apply_rating(conn: Connection, session_id: str, channel: str, at: float, data: dict, event_id: str) -> bool:
+        stored = conn.execute(select(ratings.c.event_id, ratings.c.created_at)
+                              .where(ratings.c.session_id == session_id)).first()
+        values = {"channel": channel, "score": data["score"], "created_at": at, "simulated": data["simulated"],
+                  "event_id": event_id}
+        if stored is None:
+            conn.execute(insert(ratings).values(session_id=session_id, **values))
+            return True
+        if stored.event_id == event_id or stored.created_at > at:  # this one, or a later rating, is there already
+            return False
+        conn.execute(update(ratings).where(ratings.c.session_id == session_id).values(**values))
+        return True
 
     def channel_of(self, session_id: str) -> str | None:
         """The channel that owns a conversation (the one it started in), or None for a new session id."""
@@ -157,7 +371,7 @@ class ConversationStore:
                                 .where(conversations.c.session_id == session_id)).scalar_one_or_none()
 
     @staticmethod
-    def _simulated(conn, session_id: str) -> bool:  # noqa: ANN001 - a connection in a transaction
+    def _simulated(conn: Connection, session_id: str) -> bool:
         """Ratings and tickets of a demo conversation are demo data too."""
         row = conn.execute(select(conversations.c.simulated).where(conversations.c.session_id == session_id)).first()
         return bool(row and row[0])

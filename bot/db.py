@@ -37,7 +37,10 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if revision is None:
+        raise RuntimeError(f"no migration in {MIGRATIONS_DIR}")
+    return revision
 
 
 def current(engine: Engine) -> str | None:

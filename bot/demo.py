@@ -16,13 +16,18 @@ import json
 import random
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.engine import Engine as SqlEngine
 from tqdm import tqdm
 
 from bot.config import PROJECT_DIR, Settings
 from bot.db import tracker_events
 from bot.schema import conversations, handoff_tickets, ratings, review_items, staff_replies, turns
+
+if TYPE_CHECKING:
+    from bot.service import Assistant
 
 DEVSET = PROJECT_DIR / "eval" / "devset"
 CHANNELS = (("web", 0.5), ("zalo", 0.3), ("telegram", 0.2))
@@ -38,7 +43,7 @@ def _questions() -> list[str]:
     return out
 
 
-def replay(assistant, days: int = 14, seed: int = 7, progress: bool = True) -> dict:  # noqa: ANN001 - Assistant
+def replay(assistant: Assistant, days: int = 14, seed: int = 7, progress: bool = True) -> dict:
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]
     store = assistant.store
@@ -77,7 +82,7 @@ def replay(assistant, days: int = 14, seed: int = 7, progress: bool = True) -> d
     return counts
 
 
-def remove(settings: Settings, db) -> dict:  # noqa: ANN001 - the assistant's SQLAlchemy engine
+def remove(settings: Settings, db: SqlEngine) -> dict:
     removed = {}
     with db.begin() as conn:
         sessions = [r[0] for r in conn.execute(select(conversations.c.session_id)

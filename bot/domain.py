@@ -48,6 +48,9 @@ class Reply:
     sources: list[Source] = field(default_factory=list)
     aspects: list[str] = field(default_factory=list)
     outcome: str = "answered"  # answered | declined | clarify | unknown | invalid | small_talk | handoff
+    # the procedure's answer as fields, for portals (bot.answer.structured; README, "answer"); None when the
+    # reply is not about one procedure
+    answer: dict | None = None
 
     def contract(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class Reply:
             "intent": self.intent,
             "fallback": self.fallback,
             "sources": [asdict(s) for s in self.sources],
+            "answer": self.answer,
         }
 
 
@@ -67,6 +71,9 @@ class ConversationState:
     aspects: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
     misses: int = 0  # consecutive turns the assistant could not answer
+    # the place the citizen named last, as bot.places.Place.to_dict() (what it is since 1 July 2025); kept until
+    # another place is named
+    place: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

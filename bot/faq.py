@@ -5,12 +5,17 @@ An entry has several wordings of one question (variants), a curated answer and/o
 entry only when the question is essentially one of its variants, and picks up the staff's edits within
 ``refresh_s`` seconds by polling `FaqStore.version`; `faq_answer` turns a match into the assistant's reply.
 
+Several instances: with ``VNA_REDIS_URL`` each write is announced on a Redis channel (bot.shared.Announcements,
+given to `FaqStore`) and every instance's matcher rebuilds its index as soon as it hears it, whichever instance the
+staff member used; the polling stays as the fallback for an announcement lost while Redis was away.
+
 Matching is deliberately strict (see `MATCH_THRESHOLD`): a curated answer that fires because a question merely
 shares a few words with it would be a confident wrong answer, which is worse than the engine's own reply.
 """
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import logging
@@ -21,10 +26,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,6 +37,7 @@ from bot.answer.compose import procedure_source
 from bot.domain import ConversationState, Reply, Source
 from bot.engine import Engine
 from bot.schema import faqs
+from bot.shared import Announcements
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import fold, normalize, syllables
 from bot.understanding import choice, is_bare_followup
@@ -86,7 +91,7 @@ class _Unset:
         return "UNSET"
 
 
-UNSET: Any = _Unset()  # "leave this field as it is" in FaqStore.update (None clears it)
+UNSET = _Unset()  # "leave this field as it is" in FaqStore.update (None clears it)
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -150,11 +155,19 @@ class FaqStore:
     """CRUD over the ``faqs`` table. ``db`` is the SQLAlchemy engine of the conversation store (future style).
 
     ``known_procedure(code)`` says whether a procedure code exists in the knowledge base; without it, any code
-    is accepted."""
+    is accepted. ``announcements`` (Redis, several instances): every committed write is announced there, and
+    every `FaqMatcher` of this store listens."""
 
-    def __init__(self, db: SqlEngine, known_procedure: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, db: SqlEngine, known_procedure: Callable[[str], bool] | None = None,
+                 announcements: Announcements | None = None) -> None:
         self.db = db
         self.known_procedure = known_procedure
+        self.announcements = announcements
+
+    def _changed(self) -> None:
+        """Tell the other instances (after the commit: they read the change as soon as they hear of it)."""
+        if self.announcements is not None:
+            self.announcements.announce()
 
     # ------------------------------------------------------------------ validation
     def _clean_procedure(self, procedure: object) -> str | None:
@@ -194,7 +207,9 @@ class FaqStore:
         author = _clean_author(author)
         turn_id = _clean_turn_id(source_turn_id)
         with self.db.begin() as conn:
-            return self._insert(conn, variants, answer, procedure, "active", turn_id, author)
+            faq_id = self._insert(conn, variants, answer, procedure, "active", turn_id, author)
+        self._changed()
+        return faq_id
 
     def _insert(self, conn: Connection, variants: list[str], answer: str | None, procedure: str | None,
                 status: str, turn_id: int | None, author: str) -> int:
@@ -205,8 +220,8 @@ class FaqStore:
         ))
         return int(result.inserted_primary_key[0])
 
-    def update(self, faq_id: int, *, author: str, variants: list[str] | None = None, answer: Any = UNSET,
-               procedure: Any = UNSET) -> dict:
+    def update(self, faq_id: int, *, author: str, variants: list[str] | None = None,
+               answer: str | None | _Unset = UNSET, procedure: str | None | _Unset = UNSET) -> dict:
         """Change the given fields (``variants=None`` and an omitted ``answer``/``procedure`` keep them; an
         explicit ``None`` clears the answer or the procedure). Returns the updated entry."""
         author = _clean_author(author)
@@ -221,7 +236,9 @@ class FaqStore:
                 variants=json.dumps(new_variants, ensure_ascii=False), answer=new_answer, procedure=new_procedure,
                 updated_by=author, updated_at=self._now(conn),
             ))
-            return self._fetch(conn, faq_id)
+            entry = self._fetch(conn, faq_id)
+        self._changed()
+        return entry
 
     def retire(self, faq_id: int, author: str) -> dict:
         """Stop answering with this entry (kept for the record; `restore` brings it back)."""
@@ -238,11 +255,13 @@ class FaqStore:
                 self._clean(current["variants"], current["answer"], current["procedure"])
             conn.execute(update(faqs).where(faqs.c.id == faq_id).values(
                 status=status, updated_by=author, updated_at=self._now(conn)))
-            return self._fetch(conn, faq_id)
+            entry = self._fetch(conn, faq_id)
+        self._changed()
+        return entry
 
     # ------------------------------------------------------------------ reads
     @staticmethod
-    def _row(row: Any) -> dict:  # noqa: ANN401 - a SQLAlchemy Row
+    def _row(row: Row) -> dict:
         entry = dict(row._mapping)
         entry["variants"] = json.loads(entry["variants"])
         return entry
@@ -272,7 +291,7 @@ class FaqStore:
         return int(count), latest
 
     # ------------------------------------------------------------------ import / export
-    def export(self) -> list[dict]:
+    def export(self) -> builtins.list[dict]:  # `list` is also the name of a method of this class
         """Every entry (retired ones too) as JSON-ready dicts that `import_` accepts."""
         return [
             {"variants": e["variants"], "answer": e["answer"], "procedure": e["procedure"], "status": e["status"],
@@ -308,6 +327,7 @@ class FaqStore:
         with self.db.begin() as conn:
             for variants, answer, procedure, status, turn_id in cleaned:
                 self._insert(conn, variants, answer, procedure, status, turn_id, author)
+        self._changed()
         return len(cleaned)
 
 
@@ -422,7 +442,8 @@ class FaqMatcher:
     """Answers a question with the active FAQ entry one of whose variants it essentially is.
 
     The in-memory index is rebuilt when `FaqStore.version` changes, checked at most every ``refresh_s`` seconds,
-    so the staff's edits go live without a restart. Safe to call from several threads."""
+    so the staff's edits go live without a restart; when the store has announcements (Redis), also as soon as an
+    edit is announced, on any instance (:meth:`close` stops listening). Safe to call from several threads."""
 
     def __init__(self, store: FaqStore, lexicon: Lexicon | None = None, threshold: float = MATCH_THRESHOLD,
                  refresh_s: float = DEFAULT_REFRESH_S, clock: Callable[[], float] = time.monotonic) -> None:
@@ -435,6 +456,18 @@ class FaqMatcher:
         self._index: tuple[_Indexed, ...] = ()
         self._version: tuple | None = None
         self._checked_at: float | None = None
+        self.announced = 0  # announcements heard (each one rebuilt the index if the store had changed)
+        if store.announcements is not None:
+            store.announcements.listen(self._heard)
+
+    def _heard(self, _message: str) -> None:
+        self.refresh(force=True)
+        self.announced += 1
+
+    def close(self) -> None:
+        """Stop listening for announcements (the matcher keeps polling)."""
+        if self.store.announcements is not None:
+            self.store.announcements.close()
 
     def refresh(self, force: bool = False) -> None:
         """Rebuild the index if the store changed (checked at most every ``refresh_s`` unless ``force``)."""
@@ -512,7 +545,8 @@ def faq_answer(engine: Engine, matcher: FaqMatcher, text: str, state: Conversati
     if proc is not None:
         sources.append(Source(proc.code, "procedure", proc.title, proc.url, round(found.score, 4)))
         text_out = f"{text_out}\n{procedure_source(proc)}"
-        new_state = ConversationState(procedure=proc.code, aspects=list(aspects))
+        # a new procedure under discussion; the place the citizen named stays (it is not about the procedure)
+        new_state = ConversationState(procedure=proc.code, aspects=list(aspects), place=state.place)
     else:
         new_state = dataclasses.replace(state, misses=0)
     return Reply(question, text_out, intent, False, sources, list(aspects), outcome="answered"), new_state

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.sql import Select
 
 from bot.schema import conversations, handoff_tickets, ratings, turns
 from bot.text.vietnamese import fold
@@ -79,7 +80,7 @@ def question_key(text: str) -> str:
 
 
 def _load(db: SqlEngine, start: float, end: float, channel: str | None, include_simulated: bool) -> dict:
-    def scoped(query, table):  # noqa: ANN001, ANN202
+    def scoped(query: Select, table: Table) -> Select:
         query = query.where(table.c.created_at >= start).where(table.c.created_at < end)
         if channel:
             query = query.where(table.c.channel == channel)

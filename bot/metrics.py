@@ -11,9 +11,10 @@ the same machine (loopback) are answered. Simulated (demo) data is left out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine as SqlEngine
 
@@ -44,7 +45,7 @@ class DatabaseCollector:
     def __init__(self, db: SqlEngine) -> None:
         self.db = db
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self) -> Iterator[Metric]:  # prometheus_client's Collector protocol
         try:
             with self.db.connect() as conn:
                 convs = conn.execute(select(conversations.c.channel, func.count())
@@ -62,7 +63,7 @@ class DatabaseCollector:
                 outbox = conn.execute(select(channel_outbox.c.channel, channel_outbox.c.status, func.count())
                                       .where(channel_outbox.c.status != "sent")
                                       .group_by(channel_outbox.c.channel, channel_outbox.c.status)).all()
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the database hiccuped
+        except Exception:  # a scrape must not fail because the database hiccuped
             log.exception("metrics: reading the database failed")
             return
         family = GaugeMetricFamily("vna_conversations", "Conversations recorded, by channel", labels=["channel"])

@@ -40,8 +40,9 @@ placeholders it inserts.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -172,7 +173,7 @@ def _word_before(m: re2._Match, before: str, pos: int) -> str:
     return text[i:end].lower()
 
 
-def _sub(pattern: re2._Regexp, replace: object, text: str) -> str:
+def _sub(pattern: re2._Regexp, replace: Callable[[re2._Match, str], str], text: str) -> str:
     """``pattern.sub`` whose ``replace(match, before)`` also gets the last characters of the text already masked
     before the match (at most _LOOKBACK), so context decisions see what a second masking will see."""
     pieces: list[str] = []
@@ -181,7 +182,7 @@ def _sub(pattern: re2._Regexp, replace: object, text: str) -> str:
     for m in pattern.finditer(text):
         gap = text[last:m.start()]
         tail = (tail + gap[-_LOOKBACK:])[-_LOOKBACK:]
-        out = replace(m, tail)  # type: ignore[operator]
+        out = replace(m, tail)
         pieces += (gap, out)
         tail = (tail + out[-_LOOKBACK:])[-_LOOKBACK:]
         last = m.end()
@@ -455,24 +456,27 @@ def mask_json(value: object, keep: Collection[str] = frozenset()) -> object:
     if not isinstance(value, (dict, list, tuple)):
         return value
     root: list[object] = [None]
-    # each item: (container to fill, its key or index, the value to mask)
-    stack: list[tuple[object, object, object]] = [(root, 0, value)]
+    # each item: (container to fill, its key (a dict) or index (a list), the value to mask)
+    stack: list[tuple[dict[Any, object] | list[object], Any, object]] = [(root, 0, value)]
     while stack:
         parent, slot, item = stack.pop()
+        copy: object
         if isinstance(item, dict):
-            copy: object = {}
+            fields: dict[Any, object] = {}
             for k, v in item.items():
                 if k in keep:
-                    copy[k] = v  # type: ignore[index]
+                    fields[k] = v
                 else:
-                    copy[k] = None  # type: ignore[index]  # keeps the key order; filled below
-                    stack.append((copy, k, v))
+                    fields[k] = None  # keeps the key order; filled below
+                    stack.append((fields, k, v))
+            copy = fields
         elif isinstance(item, (list, tuple)):
-            copy = [None] * len(item)
-            stack.extend((copy, i, v) for i, v in enumerate(item))
+            items: list[object] = [None] * len(item)
+            stack.extend((items, i, v) for i, v in enumerate(item))
+            copy = items
         elif isinstance(item, str):
             copy = mask(item)
         else:
             copy = item
-        parent[slot] = copy  # type: ignore[index]
+        parent[slot] = copy
     return root[0]

@@ -43,6 +43,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from sqlalchemy import (
+    Column,
+    Table,
     and_,
     bindparam,
     case,
@@ -58,6 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.sql.expression import ColumnElement, CompoundSelect
 
 from bot.config import Settings
 from bot.db import tracker_events
@@ -103,28 +106,28 @@ def _marker() -> str:
     return MARKER_PREFIX + uuid.uuid4().hex[:24]
 
 
-def _anonymous(column):  # noqa: ANN001, ANN202 - a column -> a condition
+def _anonymous(column: Column) -> ColumnElement:
     return column.like(MARKER_PREFIX + "%")
 
 
 # A row older than the cutoff still holds personal data unless it has been anonymised. The tests are on the
 # content, not only on the marker: a session id that merely looks like a marker (a caller could choose one) with
 # text in it is still purged.
-def _turn_personal(cutoff: float):  # noqa: ANN202
+def _turn_personal(cutoff: float) -> ColumnElement:
     return and_(turns.c.created_at < cutoff,
                 not_(and_(turns.c.question == "", turns.c.reply == "", _anonymous(turns.c.session_id))))
 
 
-def _conversation_personal(cutoff: float):  # noqa: ANN202
+def _conversation_personal(cutoff: float) -> ColumnElement:
     return and_(conversations.c.created_at < cutoff,
                 not_(and_(conversations.c.state == EMPTY_STATE, _anonymous(conversations.c.session_id))))
 
 
-def _rating_personal(cutoff: float):  # noqa: ANN202
+def _rating_personal(cutoff: float) -> ColumnElement:
     return and_(ratings.c.created_at < cutoff, not_(_anonymous(ratings.c.session_id)))
 
 
-def _ticket_personal(cutoff: float):  # noqa: ANN202
+def _ticket_personal(cutoff: float) -> ColumnElement:
     return and_(handoff_tickets.c.created_at < cutoff,
                 not_(and_(handoff_tickets.c.transcript == EMPTY_TRANSCRIPT,
                           _anonymous(handoff_tickets.c.session_id))))
@@ -176,7 +179,7 @@ def _exclusive(db: SqlEngine) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- conversations
 
 
-def _personal_sessions(cutoff: float):  # noqa: ANN202 - a subquery
+def _personal_sessions(cutoff: float) -> CompoundSelect:
     """Sessions with personal rows older than the cutoff."""
     return union(
         select(turns.c.session_id).where(_turn_personal(cutoff)),
@@ -219,7 +222,7 @@ def _purge_group(conn: Connection, group: list[str], cutoff: float) -> Counter:
         live |= {r[0] for r in conn.execute(select(table.c.session_id).distinct().where(
             table.c.session_id.in_(group), column >= cutoff)).all()}
 
-    def anonymise(table, personal, **values) -> list[int]:  # noqa: ANN001
+    def anonymise(table: Table, personal: ColumnElement, **values: object) -> list[int]:
         """Give the personal rows of the group's sessions their session's marker (and ``values``); their ids."""
         rows = conn.execute(select(table.c.id, table.c.session_id)
                             .where(table.c.session_id.in_(group), personal)).all()
@@ -299,7 +302,7 @@ def _count_conversations(db: SqlEngine, cutoff: float) -> Counter:
     """What _purge_conversations would change (the dry run)."""
     tickets = select(handoff_tickets.c.id).where(_ticket_personal(cutoff))
     with db.connect() as conn:
-        def count(table, condition) -> int:  # noqa: ANN001
+        def count(table: Table, condition: ColumnElement) -> int:
             return conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
 
         return Counter({
@@ -315,7 +318,7 @@ def _count_conversations(db: SqlEngine, cutoff: float) -> Counter:
 # ---------------------------------------------------------------------------------------------- rows deleted by age
 
 
-def _delete_old(db: SqlEngine, table, column, cutoff: float, batch: int, dry_run: bool,  # noqa: ANN001
+def _delete_old(db: SqlEngine, table: Table, column: Column, cutoff: float, batch: int, dry_run: bool,
                 stop: threading.Event | None) -> int:
     if dry_run:
         with db.connect() as conn:
@@ -415,7 +418,7 @@ async def retention_loop(settings: Settings, db: SqlEngine) -> None:
                 await asyncio.to_thread(purge, db, settings, stop=stop)
             except PurgeBusy:
                 log.info("retention: another instance is purging; skipping this run")
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the schedule
+            except Exception:  # a database hiccup must not end the schedule
                 log.exception("retention: the purge failed; trying again in %.0f s", interval)
     finally:
         stop.set()  # a purge in its thread stops after its current transaction

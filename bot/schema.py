@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -31,6 +32,11 @@ conversations = Table(
     Column("created_at", Float, nullable=False, index=True),
     Column("updated_at", Float, nullable=False),
     Column("simulated", Boolean, nullable=False, server_default=false()),  # demo data (python -m bot demo-data)
+    # ---- migration 0006: several instances (bot.conversation)
+    # bumped whenever the state is written: a turn computed from an older version is not saved over a newer one
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    Column("answered", Boolean, nullable=False, server_default=false()),  # a reply was recorded (rating allowed)
+    Column("rated", Boolean, nullable=False, server_default=false()),  # the citizen rated it (a new rating replaces)
 )
 
 turns = Table(
@@ -51,6 +57,8 @@ turns = Table(
     Column("aspect", String(32)),  # what was asked of it: documents, fee, time, … (the first one)
     Column("confidence", Float),  # the NLU's intent confidence (None without the dialogue layer)
     Column("simulated", Boolean, nullable=False, server_default=false()),
+    # the event it was written from (bot.conversation, with an event broker): written once however often delivered
+    Column("event_id", String(32), index=True, unique=True),
 )
 
 
@@ -76,6 +84,7 @@ ratings = Table(
     Column("score", Integer, nullable=False),  # 1..5
     Column("created_at", Float, nullable=False, index=True),
     Column("simulated", Boolean, nullable=False, server_default=false()),
+    Column("event_id", String(32), index=True, unique=True),  # as turns.event_id (migration 0006)
 )
 
 channel_inbox = Table(

@@ -6,24 +6,31 @@ The CLI, the HTTP API and (later) the channels all go through `Assistant`, so th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.answer.options import offered_options
 from bot.config import Settings
-from bot.conversation import ConversationStore
+from bot.conversation import ConversationStore, StateConflict
 from bot.domain import ConversationState, Mode, Option, Reply
 from bot.engine import Engine
+from bot.events import publisher_for
 from bot.faq import FaqMatcher, FaqStore, faq_answer
 from bot.metrics import observe_turn
 from bot.privacy import mask
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
 from bot.retrieval.onnx_encoder import load_question_encoder
+from bot.shared import Announcements
 from bot.text import warm_up
+
+if TYPE_CHECKING:
+    from bot.dialogue.runtime import Dialogue, DialogueTurn
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,9 @@ _UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # How far back a cut looks for the start of the word or number it split (a phone number cut in two would
 # escape masking): further than any phone, ID-card or e-mail the masking knows, short enough to keep a prefix.
 _CUT_LOOKBACK = 48
+# Times an engine-answered turn is computed when other turns of the same conversation keep saving the state first
+# (another instance); after that it is recorded without changing the state (ConversationStore.StateConflict).
+STATE_ATTEMPTS = 3
 
 
 def cut(text: str, budget: int) -> str:
@@ -85,15 +95,18 @@ class Assistant:
         # first citizen's question is as fast as the rest.
         warm_up()
         self.engine.answer("làm lại căn cước ở đâu")
-        self.store = store or ConversationStore(settings.resolved_database_url)
-        # curated answers written by staff; edits go live within the matcher's refresh interval
-        self.faqs = FaqStore(self.store.db, known_procedure=lambda code: code in self.engine.kb.procedures)
+        # with VNA_EVENT_BROKER_URL, turns, ratings and handoffs are published for `kpi-consumer` (bot/events.py)
+        self.store = store or ConversationStore(settings.resolved_database_url, events=publisher_for(settings))
+        # curated answers written by staff; edits go live within the matcher's refresh interval, or at once on
+        # every instance when they are announced through Redis (VNA_REDIS_URL)
+        self.faqs = FaqStore(self.store.db, known_procedure=lambda code: code in self.engine.kb.procedures,
+                             announcements=Announcements.from_settings(settings, "faq"))
         self.faq_matcher = FaqMatcher(self.faqs, lexicon=self.engine.lexicon)
         # The engine's CPU work (tokenising, one small transformer pass) is done under one lock per
         # process: two cores serve many connections better with one inference at a time than with
         # every request thread fighting over them (see docs/benchmarks.md).
         self._lock = threading.Lock()
-        self.dialogue = None
+        self.dialogue: Dialogue | None = None
         self.dialogue_error: str | None = None
         if settings.dialogue if dialogue is None else dialogue:
             self._load_dialogue(progress)
@@ -109,7 +122,7 @@ class Assistant:
 
             model = train_model(self.settings, progress=progress)
             self.dialogue = Dialogue.load(self.settings, model.path, second_opinion=self._engine_opinion)
-        except Exception as exc:  # noqa: BLE001 - any failure here means: answer without the dialogue layer
+        except Exception as exc:  # any failure here means: answer without the dialogue layer
             self.dialogue_error = f"{type(exc).__name__}: {exc}"
             log.exception("the dialogue layer is unavailable; answering from the engine alone")
 
@@ -130,6 +143,9 @@ class Assistant:
         dialogue, self.dialogue = self.dialogue, None
         if dialogue is not None:
             dialogue.close()
+        self.faq_matcher.close()
+        if self.store.events is not None:
+            self.store.events.close()
 
     def ask(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> tuple[
         Reply, ConversationState
@@ -139,7 +155,7 @@ class Assistant:
         if isinstance(text, str) and len(text) > limit:  # refused before any matching, echoed only in part
             question = cut(text, limit - len(CUT_MARKER)) + CUT_MARKER
             return Reply(question, self._too_long(), None, True, outcome="invalid"), state
-        if self.engine.validate(text) is None:
+        if isinstance(text, str) and self.engine.validate(text) is None:
             # a curated FAQ answer first (matching is cheap, so it runs outside the inference lock)
             curated = faq_answer(self.engine, self.faq_matcher, text, state)
             if curated is not None:
@@ -189,24 +205,65 @@ class Assistant:
         if admitted.refusal is not None:  # not a question: the clear reply, no model, the conversation unchanged
             result = ChatTurn(Reply(text, admitted.refusal, None, True, outcome="invalid"))
         elif self.dialogue is not None:
+            # Rasa's turn is stored while the conversation's lock is held (Dialogue.handle's on_reply), so the next
+            # message of this conversation, here or on another instance, starts from the state this one saved.
+            stored: dict = {}
+
+            async def store_in_lock(turn: DialogueTurn) -> None:
+                stored["turn"] = turn  # from here on the turn stands, even if the caller stops waiting
+                latency = (time.perf_counter() - started) * 1000
+                stored["latency_ms"] = latency
+                await asyncio.to_thread(self.store.record, session_id, channel, turn.reply, turn.state, latency,
+                                        procedure=self._procedure_of(turn.reply, turn.state),
+                                        confidence=turn.confidence, simulated=simulated)
+
             try:
-                turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel),
+                turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel, on_reply=store_in_lock),
                                               self.settings.dialogue_timeout_s)
                 self.dialogue.record(ok=True)
-                result, new_state, confidence = ChatTurn(turn.reply, turn.buttons), turn.state, turn.confidence
-            except Exception as exc:  # noqa: BLE001 - a failed or slow turn is answered by the engine
+            except Exception as exc:  # a failed or slow turn is answered by the engine
                 error = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-                log.warning("dialogue turn failed (%s); answering from the engine alone", error)
                 self.dialogue.record(ok=False, error=error)
-        if result is None:
-            state = await asyncio.to_thread(self.store.load, session_id)
-            reply, new_state = await asyncio.to_thread(self.ask, text, state)
-            result = ChatTurn(reply, offered_options(self.engine.kb.procedures, new_state.options) if reply.sources else [])
-        latency_ms = (time.perf_counter() - started) * 1000
+                if "turn" not in stored:
+                    log.warning("dialogue turn failed (%s); answering from the engine alone", error)
+                elif isinstance(exc, TimeoutError):  # answered and being stored as the time ran out: it stands
+                    log.warning("dialogue turn of %s stored after the timeout; its reply is sent", session_id)
+                    turn = stored["turn"]
+                else:
+                    raise  # the turn could not be stored (the database is down): as the engine's path would
+            if "turn" in stored:
+                observe_turn(channel, stored["latency_ms"] / 1000)
+                return ChatTurn(turn.reply, turn.buttons)
+        # The engine answers from the stored state, and the state it saves must not overwrite one that another turn
+        # of this conversation (on another instance) saved meanwhile: such a turn is answered again from the fresh
+        # state; after STATE_ATTEMPTS it is recorded as it is, leaving the other turn's state.
+        engine_turn = result is None
+        for attempt in range(1, STATE_ATTEMPTS + 1):
+            version: int | None = None
+            if engine_turn:
+                state, version = await asyncio.to_thread(self.store.load_versioned, session_id)
+                reply, engine_state = await asyncio.to_thread(self.ask, text, state)
+                new_state = engine_state
+                result = ChatTurn(reply, offered_options(self.engine.kb.procedures, engine_state.options)
+                                  if reply.sources else [])
+            assert result is not None  # the refusal, or the engine's answer just above
+            latency_ms = (time.perf_counter() - started) * 1000
+            record = functools.partial(self.store.record, session_id, channel, result.reply, latency_ms=latency_ms,
+                                       procedure=self._procedure_of(result.reply, new_state), confidence=confidence,
+                                       simulated=simulated)
+            try:
+                await asyncio.to_thread(record, state=new_state, expected_version=version)
+                break
+            except StateConflict:
+                if attempt < STATE_ATTEMPTS:
+                    log.info("a turn of %s was computed from a state another turn changed: answering again",
+                             session_id)
+                    continue
+                log.warning("a turn of %s lost %d times to concurrent turns: recorded without its state",
+                            session_id, attempt)
+                await asyncio.to_thread(record, state=None)
         observe_turn(channel, latency_ms / 1000)
-        await asyncio.to_thread(self.store.record, session_id, channel, result.reply, new_state, latency_ms,
-                                procedure=self._procedure_of(result.reply, new_state), confidence=confidence,
-                                simulated=simulated)
+        assert result is not None  # (the loop runs at least once)
         return result
 
     @staticmethod

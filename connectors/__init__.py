@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.service import Assistant
-    from connectors.core import ChannelHub
+    from connectors.core import Channel, ChannelHub
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def build_hub(assistant: Assistant, settings: Settings) -> ChannelHub:
     """The hub with every channel whose secrets are configured (none: the web chat and API only)."""
     from connectors.core import ChannelHub, ChannelStore
 
-    channels = []
+    channels: list[Channel] = []
     if settings.telegram_token is not None:
         from connectors.telegram import TelegramChannel
 

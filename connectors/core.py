@@ -11,8 +11,11 @@ A payload is parsed into an `Incoming` at the webhook, so the inbox keeps only w
 that is the reply's address, the masked text, the kind, a renderer's meta) and never the platform's payload, with
 its names, usernames, contacts or locations. Both tables live in the assistant's database, so a reply survives a
 channel outage and a restart: unprocessed inbox rows are picked up again at start, and undelivered outbox rows are
-retried until they go out (or, after `outbox_max_attempts`, are kept as failed for staff to see). Rows are claimed
-with a conditional UPDATE, so several worker processes can share the tables without sending a reply twice.
+retried until they go out (or, after `outbox_max_attempts`, are kept as failed for staff to see). Several worker
+processes and instances share the tables without sending a reply twice: the outbox is claimed a batch at a time
+with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL (instances skip each other's rows instead of waiting for them),
+and row by row with a conditional UPDATE on SQLite (one writer at a time anyway). A claim is a lease: a row left
+claimed by a process that died is claimed again once it is older than ``ChannelStore.lease_s``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 from tenacity import wait_exponential, wait_random_exponential
 from tenacity.wait import wait_base
 
@@ -94,7 +99,8 @@ class Outgoing:
 
     @classmethod
     def from_turn(cls, turn: ChatTurn) -> Outgoing:
-        options, rating = [], []
+        options: list[Option] = []
+        rating: list[Option] = []
         for choice in turn.buttons:
             (rating if choice.payload.startswith("/rate") else options).append(choice)
         rating.sort(key=lambda o: score_of(o) or 0)
@@ -217,6 +223,7 @@ class ChannelStore:
     def __init__(self, db: SqlEngine, cipher: TokenCipher | None = None) -> None:
         self.db = db
         self.cipher = cipher
+        self.lease_s = STALE_CLAIM_S  # a claim older than this belongs to a process that died
 
     # inbox
     def receive(self, channel: str, message_id: str, user_id: str, record: dict) -> int | None:
@@ -243,7 +250,7 @@ class ChannelStore:
                 select(channel_inbox.c.id)
                 .where(or_(channel_inbox.c.status == "received",
                            and_(channel_inbox.c.status == "processing",
-                                channel_inbox.c.updated_at < time.time() - STALE_CLAIM_S)))
+                                channel_inbox.c.updated_at < time.time() - self.lease_s)))
                 .order_by(channel_inbox.c.id)
             ).all()
         return [r[0] for r in rows]
@@ -301,27 +308,66 @@ class ChannelStore:
                 attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
             )).inserted_primary_key[0]) for p in payloads]
 
-    def due_outbox(self, channel: str, limit: int = 100, now: float | None = None) -> list[dict]:
+    def _due(self, channel: str, limit: int, now: float) -> Select:
         """The rows of ``channel`` to send now: of each recipient's undelivered messages only the oldest (a later
         one never overtakes it), and only when it is due (its retry time has come, and it is pending or its
         claimer died). Rows waiting for a retry do not count against ``limit``, however many they are."""
-        now = time.time() if now is None else now
         o = channel_outbox
         heads = (select(func.min(o.c.id).label("id"))
                  .where(o.c.channel == channel).where(o.c.status.in_(UNDELIVERED))
                  .group_by(o.c.user_id).subquery())
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                select(o.c.id, o.c.user_id)
+        return (select(o.c.id, o.c.user_id)
                 .join(heads, heads.c.id == o.c.id)
                 .where(o.c.next_attempt_at <= now)
-                .where(or_(o.c.status == "pending", o.c.updated_at < now - STALE_CLAIM_S))
-                .order_by(o.c.next_attempt_at, o.c.id).limit(limit)
-            ).all()
+                .where(or_(o.c.status == "pending", o.c.updated_at < now - self.lease_s))
+                .order_by(o.c.next_attempt_at, o.c.id).limit(limit))
+
+    def due_outbox(self, channel: str, limit: int = 100, now: float | None = None) -> list[dict]:
+        """The ids and recipients of the rows of ``channel`` to send now (see ``_due``), unclaimed."""
+        with self.db.connect() as conn:
+            rows = conn.execute(self._due(channel, limit, time.time() if now is None else now)).all()
         return [dict(r._mapping) for r in rows]
 
     def claim_outbox(self, outbox_id: int) -> dict | None:
         return self._claim(channel_outbox, outbox_id, free="pending", busy="sending")
+
+    def claim_due_outbox(self, channel: str, limit: int = 100) -> list[dict]:
+        """Claim the rows of ``channel`` to send now (at most ``limit``, at most one per recipient), in the order
+        to send them, counting an attempt for each.
+
+        On PostgreSQL in one transaction: SELECT … FOR UPDATE SKIP LOCKED, then the UPDATE to 'sending' — a row
+        another instance is claiming at that moment is skipped, not waited for, and one it has claimed is no
+        longer due. Elsewhere (SQLite) row by row with the conditional UPDATE of ``claim_outbox``."""
+        if self.db.dialect.name != "postgresql":
+            claimed = (self.claim_outbox(item["id"]) for item in self.due_outbox(channel, limit))
+            return [row for row in claimed if row is not None]
+        now = time.time()
+        o = channel_outbox
+        with self.db.begin() as conn:
+            ids = list(conn.execute(self._due(channel, limit, now).with_for_update(skip_locked=True, of=o))
+                       .scalars())
+            if not ids:
+                return []
+            rows = conn.execute(update(o).where(o.c.id.in_(ids))
+                                .values(status="sending", attempts=o.c.attempts + 1, updated_at=now)
+                                .returning(*o.c)).all()
+        order = {row_id: i for i, row_id in enumerate(ids)}
+        return sorted((dict(r._mapping) for r in rows), key=lambda row: order[row["id"]])
+
+    def release_outbox(self, rows: list[dict]) -> int:
+        """Give claimed rows back unsent (the platform looks down, the hub is stopping, or a claim has grown too
+        old to send on): pending again, their attempt not counted. A row another process has claimed since (its
+        claim time differs) is left alone. Returns how many were given back."""
+        released = 0
+        with self.db.begin() as conn:
+            for row in rows:
+                released += conn.execute(
+                    update(channel_outbox)
+                    .where(channel_outbox.c.id == row["id"]).where(channel_outbox.c.status == "sending")
+                    .where(channel_outbox.c.updated_at == row["updated_at"])
+                    .values(status="pending", attempts=channel_outbox.c.attempts - 1, updated_at=time.time())
+                ).rowcount
+        return released
 
     def _claim(self, table: Table, row_id: int, free: str, busy: str) -> dict | None:
         """Take a row for this process: free → busy (or a busy row whose claimer died), counting the attempt.
@@ -332,7 +378,7 @@ class ChannelStore:
                 update(table)
                 .where(table.c.id == row_id)
                 .where(or_(table.c.status == free, and_(table.c.status == busy,
-                                                        table.c.updated_at < now - STALE_CLAIM_S)))
+                                                        table.c.updated_at < now - self.lease_s)))
                 .values(status=busy, attempts=table.c.attempts + 1, updated_at=now)
             ).rowcount
             if not claimed:
@@ -504,7 +550,7 @@ class ChannelHub:
         inbox_id = self.store.receive(incoming.channel, message_id, incoming.user_id, inbox_record(incoming))
         return "duplicate" if inbox_id is None else inbox_id
 
-    def _spawn(self, coro) -> None:  # noqa: ANN001
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -538,7 +584,7 @@ class ChannelHub:
                 payloads = channel.render(incoming, reply)
             await asyncio.to_thread(self.store.finish_inbox, inbox_id, row["channel"], row["user_id"], payloads,
                                     record)
-        except Exception as exc:  # noqa: BLE001 - the message stays in the inbox and is tried again
+        except Exception as exc:  # the message stays in the inbox and is tried again
             give_up = row["attempts"] >= self.INBOX_ATTEMPTS
             log.error("%s: processing message %s failed (attempt %d): %s", row["channel"], row["message_id"],
                       row["attempts"], safe_error(exc), exc_info=not isinstance(exc, BadPayload))
@@ -585,7 +631,7 @@ class ChannelHub:
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """Seconds before the next try of a message that failed ``attempts`` times (tenacity's wait strategies):
         exponential with jitter up to ``outbox_max_backoff_s``, and never sooner than the platform asked."""
-        delay = self._wait(_Attempt(max(1, attempts)))  # type: ignore[arg-type]
+        delay = self._wait(_Attempt(max(1, attempts)))  # type: ignore[arg-type]  # stands in for RetryCallState
         if retry_after:
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
         return delay
@@ -605,15 +651,16 @@ class ChannelHub:
         failures = 0
         async with self._locks[name]:
             while not self._stopping.is_set():
-                due = await asyncio.to_thread(self.store.due_outbox, name, self.DELIVERY_BATCH)
-                if not due:
+                claimed = await asyncio.to_thread(self.store.claim_due_outbox, name, self.DELIVERY_BATCH)
+                if not claimed:
                     break
-                for item in due:
-                    if self._stopping.is_set() or failures >= OUTAGE_BREAK:
+                for index, row in enumerate(claimed):
+                    # a claim is sent on only in the first half of its lease: however slow the sends before it,
+                    # it cannot still be going out when another instance takes the row as abandoned
+                    if (self._stopping.is_set() or failures >= OUTAGE_BREAK
+                            or (index and time.time() - row["updated_at"] > self.store.lease_s / 2)):
+                        await asyncio.to_thread(self.store.release_outbox, claimed[index:])
                         break
-                    row = await asyncio.to_thread(self.store.claim_outbox, item["id"])
-                    if row is None:
-                        continue  # another worker took it
                     outcome = await self._send_one(channel, row)
                     sent += outcome == "sent"
                     failures = failures + 1 if outcome == "retry" else 0
@@ -651,7 +698,7 @@ class ChannelHub:
             kick.clear()
             try:
                 await self._deliver(name)
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the loop
+            except Exception:  # a database hiccup must not stop the loop
                 log.exception("%s: outbox pass failed", name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(kick.wait(), timeout=1.0)
@@ -662,7 +709,7 @@ class ChannelHub:
             try:
                 for inbox_id in await asyncio.to_thread(self.store.unprocessed):
                     self._spawn(self.process(inbox_id))  # claiming makes a second try of a live one a no-op
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the loop
+            except Exception:  # a database hiccup must not stop the loop
                 log.exception("channel hub: inbox scan failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.INBOX_RESCAN_S)

@@ -244,7 +244,8 @@ def mount_telegram(app: FastAPI) -> None:
     async def telegram_webhook(request: Request) -> JSONResponse:
         hub: ChannelHub | None = getattr(request.app.state, "hub", None)
         settings: Settings = request.app.state.settings
-        if hub is None or "telegram" not in hub.channels:
+        channel = hub.channels.get("telegram") if hub is not None else None
+        if hub is None or not isinstance(channel, TelegramChannel):
             return JSONResponse({"detail": "Telegram is not configured on this server."}, status_code=404)
         expected = settings.telegram_webhook_secret
         given = request.headers.get("x-telegram-bot-api-secret-token", "")
@@ -254,7 +255,6 @@ def mount_telegram(app: FastAPI) -> None:
             raw = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"detail": "The body is not JSON."}, status_code=400)
-        channel: TelegramChannel = hub.channels["telegram"]  # type: ignore[assignment]
         try:
             incoming = channel.parse(raw)
         except BadPayload as exc:

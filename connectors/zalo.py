@@ -8,7 +8,10 @@ of it — the sender id, the text cut at max_input_chars + 1 and masked — goes
 ``message.msg_id``, and the webhook answers 200 at once while the hub answers in the background. Replies go to
 POST {zalo_api_url}/v3.0/oa/message/cs with the ``access_token`` header; on error -216 (token expired) the token is
 refreshed once with the rotating refresh token, both new tokens are stored in the database encrypted
-(bot.keys.TokenCipher), and the send is retried. Zalo has no buttons in plain text messages: options become numbered lines and
+(bot.keys.TokenCipher), and the send is retried. Zalo accepts each refresh token once, so with several instances
+(``VNA_REDIS_URL``) the refresh runs under a Redis lock (redis-py's ``Lock``) shared by all of them: the first
+instance to take it refreshes and stores the new pair, the others wait, read the new token from the database
+and send with it. Without Redis, an in-process lock is enough for one instance. Zalo has no buttons in plain text messages: options become numbered lines and
 the citizen answers with the number.
 """
 
@@ -20,16 +23,20 @@ import json
 import logging
 import secrets
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
 from bot.config import Settings
 from bot.keys import TokenCipher
+from bot.shared import async_redis_client, shared_key
 from connectors.core import BadPayload, ChannelHub, ChannelStore, DeliveryError, Incoming, Outgoing, split_text
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +85,17 @@ class ZaloChannel:
                                "zalo_refresh_token") if getattr(settings, n) is None]
         if missing:
             raise ValueError("Zalo needs " + ", ".join("VNA_" + n.upper() for n in missing))
+        assert settings.zalo_app_id and settings.zalo_oa_secret and settings.zalo_app_secret  # checked just above
         self.settings = settings
+        self.app_id: str = settings.zalo_app_id
+        self.oa_secret: SecretStr = settings.zalo_oa_secret
+        self.app_secret: SecretStr = settings.zalo_app_secret
         # the rotating tokens are stored encrypted with the deployment's key (bot.keys)
         self.store = store if store.cipher is not None else ChannelStore(store.db, TokenCipher(settings))
         self.client: httpx.AsyncClient | None = None
         self._refresh_lock = asyncio.Lock()
+        # the shared lock's client, made on first use when VNA_REDIS_URL is set
+        self._redis: redis.asyncio.Redis | None = None
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(timeout=self.settings.channel_timeout_s)
@@ -94,6 +107,9 @@ class ZaloChannel:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        if self._redis is not None:
+            await self._redis.close()
+            self._redis = None
 
     # ------------------------------------------------------------------ tokens
     def _token(self, name: str) -> str:
@@ -104,27 +120,54 @@ class ZaloChannel:
         return getattr(self.settings, f"zalo_{name}").get_secret_value()
 
     async def _refresh(self, expired: str) -> None:
+        """Replace the ``expired`` access token, unless another send (of any instance) did it meanwhile."""
         async with self._refresh_lock:
-            if await asyncio.to_thread(self._token, "access_token") != expired:
-                return  # another send refreshed it meanwhile
-            refresh_token = await asyncio.to_thread(self._token, "refresh_token")
+            if not self.settings.redis_url:
+                await self._refresh_token(expired)
+                return
+            if self._redis is None:
+                self._redis = async_redis_client(self.settings)
+                assert self._redis is not None  # VNA_REDIS_URL is set (checked above)
+            timeout = self.settings.channel_timeout_s
+            # held at most for one refresh call and the save (a crashed holder's lock expires after that); a send
+            # that cannot take it in time fails for now and is retried from the outbox
+            lock = self._redis.lock(shared_key(self.settings, "zalo", "refresh", self.app_id),
+                                    timeout=3 * timeout + 10, blocking_timeout=timeout + 5, thread_local=False)
             try:
-                response = await self._http().post(
-                    f"{self.settings.zalo_oauth_url}/v4/oa/access_token",
-                    headers={"secret_key": self.settings.zalo_app_secret.get_secret_value()},
-                    data={"app_id": self.settings.zalo_app_id, "grant_type": "refresh_token",
-                          "refresh_token": refresh_token},
-                )
-                body = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise DeliveryError(f"token refresh failed: {type(exc).__name__}") from None
-            if not body.get("access_token") or not body.get("refresh_token"):
-                # the body names the error; it holds no secret (the tokens are absent)
-                raise DeliveryError(f"token refresh refused: {body.get('error')} {body.get('error_description', '')}")
-            # the refresh token rotates: the old one is now spent, so the new pair must be kept before use
-            await asyncio.to_thread(self.store.save_tokens, self.name, {
-                "access_token": body["access_token"], "refresh_token": body["refresh_token"]})
-            log.info("zalo: access token refreshed")
+                acquired = await lock.acquire()
+            except Exception as exc:  # noqa: BLE001 - Redis down: refreshing unlocked could spend the token twice
+                raise DeliveryError(f"token refresh lock unavailable: {type(exc).__name__}") from None
+            if not acquired:
+                raise DeliveryError("token refresh lock still held by another instance")
+            try:
+                await self._refresh_token(expired)
+            finally:
+                try:
+                    await lock.release()
+                except Exception as exc:  # noqa: BLE001 - it expired, or Redis went away: it expires on its own
+                    log.warning("zalo: the token refresh lock was not released (%s)", type(exc).__name__)
+
+    async def _refresh_token(self, expired: str) -> None:
+        if await asyncio.to_thread(self._token, "access_token") != expired:
+            return  # another send (here or on another instance) refreshed it meanwhile
+        refresh_token = await asyncio.to_thread(self._token, "refresh_token")
+        try:
+            response = await self._http().post(
+                f"{self.settings.zalo_oauth_url}/v4/oa/access_token",
+                headers={"secret_key": self.app_secret.get_secret_value()},
+                data={"app_id": self.app_id, "grant_type": "refresh_token",
+                      "refresh_token": refresh_token},
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise DeliveryError(f"token refresh failed: {type(exc).__name__}") from None
+        if not body.get("access_token") or not body.get("refresh_token"):
+            # the body names the error; it holds no secret (the tokens are absent)
+            raise DeliveryError(f"token refresh refused: {body.get('error')} {body.get('error_description', '')}")
+        # the refresh token rotates: the old one is now spent, so the new pair must be kept before use
+        await asyncio.to_thread(self.store.save_tokens, self.name, {
+            "access_token": body["access_token"], "refresh_token": body["refresh_token"]})
+        log.info("zalo: access token refreshed")
 
     def _http(self) -> httpx.AsyncClient:
         if self.client is None:
@@ -144,8 +187,8 @@ class ZaloChannel:
         if not isinstance(raw, dict):
             return None
         timestamp = raw.get("timestamp", "")
-        expected = signature(self.settings.zalo_app_id, body, str(timestamp) if timestamp is not None else "",
-                             self.settings.zalo_oa_secret.get_secret_value())
+        expected = signature(self.app_id, body, str(timestamp) if timestamp is not None else "",
+                             self.oa_secret.get_secret_value())
         given = header.removeprefix("mac=").strip().lower()
         if not secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
             return None
@@ -231,9 +274,9 @@ def mount_zalo(app: FastAPI) -> None:
     @app.post("/zalo/webhook", include_in_schema=False)
     async def zalo_webhook(request: Request) -> JSONResponse:
         hub: ChannelHub | None = getattr(request.app.state, "hub", None)
-        if hub is None or "zalo" not in hub.channels:
+        channel = hub.channels.get("zalo") if hub is not None else None
+        if hub is None or not isinstance(channel, ZaloChannel):
             return JSONResponse({"detail": "Zalo is not configured on this server."}, status_code=404)
-        channel: ZaloChannel = hub.channels["zalo"]  # type: ignore[assignment]
         body = await request.body()
         raw = channel.verify(body, request.headers.get("x-zevent-signature"))
         if raw is None:

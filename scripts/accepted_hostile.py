@@ -12,12 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import Settings  # noqa: E402
-from bot.service import Assistant  # noqa: E402
+from bot.config import Settings
+from bot.service import Assistant
 
 a = Assistant(Settings(), progress=False, dialogue=False)
 L = a.settings.max_input_chars
-def fill(u): return (u * (L // len(u) + 1))[:L]
+def fill(u: str) -> str: return (u * (L // len(u) + 1))[:L]
 shapes = {
  "normal": "làm lại căn cước ở đâu",
  "digits+spaces": "1" + " " * (L - 2) + "x",

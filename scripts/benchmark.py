@@ -11,16 +11,26 @@ client pause a random A to B seconds between an answer and its next question (th
 a citizen reading the answer and typing the next message does, far faster than one really types.
 
     .venv/bin/python scripts/benchmark.py --pauses 0,1-4 --report docs/benchmarks.md
+
+One instance against two (--instances 1,2): in the same run, first one `serve` instance, then two, each time behind
+haproxy with deploy/haproxy.cfg (one instance: both of its server lines point at it, so the path is the same) and on
+the shared stores of a scaled deployment (a fresh PostgreSQL database for VNA_DATABASE_URL and VNA_TRACKER_STORE_URL,
+VNA_REDIS_URL, one VNA_SECRET_KEY; --postgres and --redis say where). It reports throughput, p50 and p95 for each,
+the ratio of two to one, and each instance's memory. Both instances share the machine with the load generator.
+
+    .venv/bin/python scripts/benchmark.py --instances 1,2 --levels 20 --pauses 0 --skip-build
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -158,6 +168,152 @@ def measure_build(env: dict[str, str]) -> dict:
             "plan_passages": manifest["plan_passages"]}
 
 
+class Instances:
+    """``count`` serving instances behind haproxy (deploy/haproxy.cfg) on a fresh PostgreSQL database."""
+
+    def __init__(self, count: int, env: dict[str, str], postgres: str, redis: str) -> None:
+        import secrets
+
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        if count not in (1, 2):
+            raise SystemExit("--instances: 1 or 2 (deploy/haproxy.cfg has two server lines)")
+        self.count = count
+        self.database = f"vnassist_bench_{RUN.replace('-', '_')}_{count}"
+        self.admin = create_engine(postgres, future=True, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.database}"'))
+        url = make_url(postgres).set(database=self.database).render_as_string(hide_password=False)
+        self.env = dict(env, VNA_DATABASE_URL=url, VNA_TRACKER_STORE_URL=url, VNA_REDIS_URL=redis,
+                        VNA_REDIS_KEY_PREFIX=f"bench{RUN.replace('-', '')}{count}",
+                        VNA_SECRET_KEY=secrets.token_urlsafe(32), VNA_CALLBOT="false",
+                        VNA_TRUSTED_PROXIES='["127.0.0.1"]')
+        self.procs: list[subprocess.Popen] = []
+        self.samplers: list[RssSampler] = []
+        self.idle_rss: list[int] = []
+        self.url = ""
+
+    def __enter__(self) -> Instances:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
+        haproxy = haproxy_path()
+        if haproxy is None:
+            raise SystemExit("--instances needs haproxy (bash scripts/system-deps.sh, or apt-get install haproxy)")
+        # what every deployment does once before its instances start: migrations, index and model if stale
+        subprocess.run([sys.executable, "-c", "from bot.prepare import prepare_shared; prepare_shared()"], cwd=ROOT,
+                       env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ports = [_free_port() for _ in range(self.count)]
+        for port in ports:
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=ROOT,
+                                               env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                               start_new_session=True))
+        for port, proc in zip(ports, self.procs, strict=True):
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+        lb_port = _free_port()
+        config = ROOT / "deploy" / "haproxy.cfg"
+        if os.geteuid() != 0:  # only root may change user: run as the caller instead
+            import re
+
+            copy = Path(tempfile.mkdtemp()) / "haproxy.cfg"
+            copy.write_text(re.sub(r"(?m)^\s*(user|group)\s.*\n", "", config.read_text()), encoding="utf-8")
+            config = copy
+        servers = [f"127.0.0.1:{p}" for p in ports] * (2 // self.count)
+        self.procs.append(subprocess.Popen([haproxy, "-f", str(config), "-db"], env=dict(
+            os.environ, VNA_LB_BIND=f"127.0.0.1:{lb_port}", VNA_APP1=servers[0], VNA_APP2=servers[1]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        self.url = f"http://127.0.0.1:{lb_port}"
+        deadline = time.time() + 30
+        while True:  # haproxy sends nothing to an instance until two health checks passed
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    break
+            if time.time() > deadline:
+                raise SystemExit("haproxy did not reach the instances")
+            time.sleep(0.5)
+        time.sleep(5)  # every server line up (rise 2, inter 2 s)
+        self.samplers = [RssSampler(p.pid) for p in self.procs[: self.count]]
+        self.idle_rss = [s.current() for s in self.samplers]
+        for sampler in self.samplers:
+            sampler.start()
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import text
+
+        for sampler in self.samplers:
+            sampler.running = False
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def compare_instances(args: argparse.Namespace, env: dict[str, str]) -> str:
+    """One instance, then two, behind haproxy, the same levels and pauses: the table, the ratio, the memory."""
+    questions = _questions()
+    rows, memory = [], []
+    for count in (int(n) for n in args.instances.split(",")):
+        with Instances(count, env, args.postgres, args.redis) as group:
+            for p in args.pauses.split(","):
+                for c in args.levels.split(","):
+                    row = asyncio.run(run_level(group.url, int(c), questions, args.requests, args.max_seconds,
+                                                _pause_range(p)))
+                    rows.append(row | {"instances": count})
+            memory.append((count, group.idle_rss, [s.peak for s in group.samplers]))
+    lines = ["| instances | concurrent clients | pause between questions | requests | errors | p50 (ms) | p95 (ms) "
+             "| throughput (req/s) |", "|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        low, high = r["pause"]
+        pause = "none (saturation)" if high == 0 else f"{low:g}–{high:g} s"
+        lines.append(f"| {r['instances']} | {r['concurrency']} | {pause} | {r['requests']} | {r['errors']} "
+                     f"| {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['throughput_rps']:.1f} |")
+    lines.append("")
+    base = {(r["concurrency"], r["pause"]): r for r in rows if r["instances"] == 1}
+    for r in rows:
+        one = base.get((r["concurrency"], r["pause"]))
+        if r["instances"] > 1 and one and one["throughput_rps"] and one["p50_ms"]:
+            pause = "no pause" if r["pause"][1] == 0 else f"pausing {r['pause'][0]:g}–{r['pause'][1]:g} s"
+            lines.append(f"{r['instances']} instances / 1 at {r['concurrency']} clients, {pause}: "
+                         f"throughput ×{r['throughput_rps'] / one['throughput_rps']:.2f}, "
+                         f"p50 ×{r['p50_ms'] / one['p50_ms']:.2f}, p95 ×{r['p95_ms'] / max(one['p95_ms'], 1e-9):.2f}.")
+    for count, idle, peak in memory:
+        each = ", ".join(f"{i / 2**20:.0f} / {p / 2**20:.0f}" for i, p in zip(idle, peak, strict=True))
+        lines.append(f"RSS with {count} instance{'s' if count > 1 else ''} (after start-up / peak, MiB, each): {each}.")
+    lines.append(f"Behind haproxy {haproxy_version()} with deploy/haproxy.cfg; PostgreSQL for both stores, Redis; "
+                 f"{len(questions)} distinct questions from eval/devset, a new session every {SESSION_TURNS} questions "
+                 f"of a client; load generator on the same machine ({len(os.sched_getaffinity(0))} CPUs).")
+    return "\n".join(lines)
+
+
+def haproxy_path() -> str | None:
+    """Debian's haproxy (in /usr/sbin, which is not on every user's PATH)."""
+    import shutil
+
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+def haproxy_version() -> str:
+    haproxy = haproxy_path()
+    if haproxy is None:
+        return "?"
+    out = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.split()
+    return out[2] if len(out) > 2 else "?"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="benchmark a running server instead of starting one")
@@ -170,10 +326,27 @@ def main() -> int:
     parser.add_argument("--skip-build", action="store_true", help="do not measure the full index build")
     parser.add_argument("--report", help="write the markdown section to this file")
     parser.add_argument("--workers", type=int, default=0, help="server worker processes (default: the server's own)")
+    parser.add_argument("--instances", help="compare N serving instances behind haproxy, e.g. 1,2 (see above)")
+    parser.add_argument("--postgres", default=os.environ.get("VNA_BENCH_POSTGRES_URL",
+                                                             "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+                        help="with --instances: an administrator's URL; a database per count is created and dropped")
+    parser.add_argument("--redis", default=os.environ.get("VNA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="with --instances: the instances' VNA_REDIS_URL")
     args = parser.parse_args()
+    if args.instances and (args.url or args.workers):
+        parser.error("--instances starts its own instances: not with --url or --workers")
 
     env = dict(os.environ, **BENCH_LIMITS)
     build = None if args.skip_build else measure_build(env)
+    if args.instances:
+        table = compare_instances(args, env)
+        if build:
+            table += (f"\nFull index build ({build['procedures']} procedures + {build['plan_passages']} plan passages):"
+                      f" {build['wall_seconds']:.0f} s wall-clock.")
+        print(table)
+        if args.report:
+            Path(args.report).write_text(table + "\n", encoding="utf-8")
+        return 0
 
     proc = None
     url = args.url

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -84,7 +85,7 @@ def fitting(text: str, session_id: str) -> str:
     return text[:low]
 
 
-def timed(fn, *args, repeat: int = 1) -> tuple[float, object]:  # noqa: ANN001
+def timed(fn: Callable[..., object], *args: object, repeat: int = 1) -> tuple[float, object]:
     """The worst wall-clock time of ``repeat`` calls, in ms, and the last result."""
     worst, result = 0.0, None
     for _ in range(repeat):
@@ -145,7 +146,7 @@ def serve_with_model(port: int, model: str) -> None:
     uvicorn.run(create_app(settings, assistant), host="127.0.0.1", port=port, log_level="warning", ws="none")
 
 
-def main() -> int:  # noqa: PLR0915 - one measurement, read top to bottom
+def main() -> int:  # one measurement, read top to bottom
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="measure a running server instead of starting one")
     parser.add_argument("--model", help="serve with this Rasa model (.tar.gz) as it is, without retraining")
@@ -201,7 +202,7 @@ def main() -> int:  # noqa: PLR0915 - one measurement, read top to bottom
             probe.recording.set()
             for name, text in shapes().items():
                 mask_full, _ = timed(mask, text, repeat=args.mask_repeat)
-                mask_bounded, _ = timed(lambda t: mask(cut(t, limit - len(CUT_MARKER))), text,  # noqa: B023
+                mask_bounded, _ = timed(lambda t: mask(cut(t, limit - len(CUT_MARKER))), text,
                                         repeat=args.mask_repeat)
                 sid = f"hostile-{RUN}-{len(rows)}"
                 size = len(body(sid, text))

@@ -21,22 +21,25 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SqlEngine
 
-import bot.retention as retention  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.conversation import ConversationStore  # noqa: E402
-from bot.domain import ConversationState, Reply  # noqa: E402
-from bot.schema import channel_inbox, channel_outbox, conversations, handoff_tickets, ratings, turns  # noqa: E402
+import bot.retention as retention
+from bot.config import Settings
+from bot.conversation import ConversationStore
+from bot.domain import ConversationState, Reply
+from bot.schema import channel_inbox, channel_outbox, conversations, handoff_tickets, ratings, turns
 
 DAY = 86400.0
 
 
-def fill(db, n: int, when: float) -> None:  # noqa: ANN001
+def fill(db: SqlEngine, n: int, when: float) -> None:
     chunk = 2000
     for start in range(0, n, chunk):
         ids = [f"telegram:{100000 + i}" for i in range(start, min(n, start + chunk))]
@@ -97,7 +100,7 @@ def main() -> int:
         original = retention._write
 
         @contextlib.contextmanager
-        def timed(db):  # noqa: ANN001, ANN202
+        def timed(db: SqlEngine) -> Iterator[Connection]:
             t0 = time.perf_counter()
             with original(db) as conn:
                 yield conn

@@ -3,7 +3,8 @@
 # apt-get); otherwise says what to install.
 #
 #   bash scripts/system-deps.sh           everything the tests need: Chromium (web chat browser test), SIPp
-#                                         (sip-tester), baresip, espeak-ng and sox (tests/test_callbot.py)
+#                                         (sip-tester), baresip, espeak-ng and sox (tests/test_callbot.py), haproxy
+#                                         (the scale check in front of two instances, tests/test_scale_check.py)
 #   bash scripts/system-deps.sh runtime   what the running assistant needs: espeak-ng and sox, the phone line's
 #                                         voice (scripts/run.sh; without them the phone line stays off, nothing else)
 set -euo pipefail
@@ -15,6 +16,7 @@ if [ "${1:-}" != runtime ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
   command -v baresip >/dev/null 2>&1 || need+=(baresip)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -49,7 +49,7 @@ def serve(app: FastAPI) -> Iterator[str]:
         thread.join(10)
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -147,7 +147,7 @@ def telegram_bot_api(peer: TelegramPeer) -> FastAPI:
 
 
 def configured(settings, tg: TelegramPeer | None, zalo: ZaloPeer | None, tg_secret: str = "tg-secret-for-tests",
-               oa_secret: str = "oa-secret-for-tests"):  # noqa: ANN001, ANN201 - bot.config.Settings
+               oa_secret: str = "oa-secret-for-tests"):  # bot.config.Settings
     """``settings`` with the channels pointed at these peers (and fast outbox retries for tests)."""
     from pydantic import SecretStr
 

@@ -75,7 +75,7 @@ def assistant(settings: Settings) -> Assistant:
 
 
 @pytest.fixture(scope="session")
-def engine(assistant: Assistant):  # noqa: ANN201
+def engine(assistant: Assistant):
     return assistant.engine
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-CONTRACT_FIELDS = {"question", "reply", "intent", "fallback", "sources"}
+CONTRACT_FIELDS = {"question", "reply", "intent", "fallback", "sources", "answer"}
 SOURCE_FIELDS = {"id", "kind", "title", "url", "score"}
 
 
@@ -40,7 +40,7 @@ def test_one_session_id_is_one_conversation(client: TestClient) -> None:
     assert other["fallback"] is True  # a fresh conversation has no procedure to follow up on
 
 
-def test_conversation_is_stored_in_the_database(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_conversation_is_stored_in_the_database(client: TestClient, assistant) -> None:
     client.post("/api/chat", json={"session_id": "api-stored", "text": "đăng ký khai tử ở đâu"})
     history = assistant.store.history("api-stored")
     assert history and history[-1]["question"] == "đăng ký khai tử ở đâu"
@@ -139,7 +139,7 @@ def new_web_session(client: TestClient) -> str:
         {"session_id": "cong-dan-7", "text": "làm lại cccd ở đâu", "channel": "web"},  # web needs a signed id
     ],
 )
-def test_another_channels_session_or_channel_is_refused(client: TestClient, assistant, body: dict) -> None:  # noqa: ANN001
+def test_another_channels_session_or_channel_is_refused(client: TestClient, assistant, body: dict) -> None:
     r = client.post("/api/chat", json=body)
     assert r.status_code == 403
     assert isinstance(r.json()["detail"], str) and "channel" in r.json()["detail"]
@@ -149,7 +149,7 @@ def test_another_channels_session_or_channel_is_refused(client: TestClient, assi
     assert rated.status_code == 403
 
 
-def test_a_conversation_started_by_another_channel_cannot_be_continued(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_a_conversation_started_by_another_channel_cannot_be_continued(client: TestClient, assistant) -> None:
     import asyncio
 
     asyncio.run(assistant.turn("cli-h2-own", "đăng ký kết hôn cần giấy tờ gì", "cli"))
@@ -159,7 +159,7 @@ def test_a_conversation_started_by_another_channel_cannot_be_continued(client: T
     assert client.post("/api/rating", json={"session_id": "cli-h2-own", "score": 1}).status_code == 404
 
 
-def test_the_web_chat_gets_a_signed_session_and_keeps_its_conversation(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_the_web_chat_gets_a_signed_session_and_keeps_its_conversation(client: TestClient, assistant) -> None:
     session = new_web_session(client)
     assert re.fullmatch(r"web:[A-Za-z0-9_-]{24}\.[A-Za-z0-9_-]{43}", session) and len(session) <= 128
     assert new_web_session(client) != session
@@ -173,7 +173,7 @@ def test_the_web_chat_gets_a_signed_session_and_keeps_its_conversation(client: T
                                                                         "còn lệ phí thì sao?"]
 
 
-def test_a_web_session_id_with_a_bad_signature_is_refused(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_a_web_session_id_with_a_bad_signature_is_refused(client: TestClient, assistant) -> None:
     session = new_web_session(client)
     assert client.post("/api/chat", json={"session_id": session, "text": "làm lại cccd ở đâu"}).status_code == 200
     random_part, signature = session.removeprefix("web:").split(".")
@@ -197,7 +197,7 @@ def test_a_web_session_id_with_a_bad_signature_is_refused(client: TestClient, as
     assert len(assistant.store.history(session)) == 1
 
 
-def test_a_rating_needs_a_conversation_that_was_answered(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_a_rating_needs_a_conversation_that_was_answered(client: TestClient, assistant) -> None:
     unknown = client.post("/api/rating", json={"session_id": "chua-tung-hoi-gi", "score": 1})
     assert unknown.status_code == 404 and "no conversation" in unknown.json()["detail"]
     fresh_web = client.post("/api/rating", json={"session_id": new_web_session(client), "score": 1, "channel": "web"})
@@ -217,7 +217,7 @@ def test_a_rating_needs_a_conversation_that_was_answered(client: TestClient, ass
     assert assistant.store.rating_list("chua-tung-hoi-gi") == assistant.store.rating_list("h2-no-reply") == []
 
 
-def test_a_second_rating_replaces_the_first(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_a_second_rating_replaces_the_first(client: TestClient, assistant) -> None:
     session = new_web_session(client)
     client.post("/api/chat", json={"session_id": session, "text": "lệ phí đăng ký khai sinh", "channel": "web"})
     first = client.post("/api/rating", json={"session_id": session, "score": 2, "channel": "web"})
@@ -228,7 +228,7 @@ def test_a_second_rating_replaces_the_first(client: TestClient, assistant) -> No
     assert assistant.store.rating_list(session) == [{"session_id": session, "channel": "web", "score": 5}]
 
 
-def test_an_api_conversation_is_rated_by_the_api_channel_only(client: TestClient, assistant) -> None:  # noqa: ANN001
+def test_an_api_conversation_is_rated_by_the_api_channel_only(client: TestClient, assistant) -> None:
     client.post("/api/chat", json={"session_id": "api:cong-dan-9", "text": "đăng ký thường trú cần giấy tờ gì"})
     assert client.post("/api/rating", json={"session_id": "api:cong-dan-9", "score": 4, "channel": "web"}).status_code == 403
     ok = client.post("/api/rating", json={"session_id": "api:cong-dan-9", "score": 4})

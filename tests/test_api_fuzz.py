@@ -41,7 +41,7 @@ def shutdown_lifespans() -> None:
     shutdown()
 
 
-def fuzz_schema(app):  # noqa: ANN001, ANN201 - a FastAPI app; a schemathesis schema
+def fuzz_schema(app):  # a FastAPI app; a schemathesis schema
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], deterministic=True,
                                     database="none")
@@ -66,7 +66,7 @@ def strict_api_schema(settings: Settings, assistant: Assistant) -> Iterator[obje
     shutdown_lifespans()
 
 
-def call_and_check(case, run: str) -> None:  # noqa: ANN001 - a schemathesis Case
+def call_and_check(case, run: str) -> None:  # a schemathesis Case
     response = case.call()
     STATS[f"{run}:requests"] += 1
     STATS[f"{run}:{response.status_code // 100}xx"] += 1  # a 5xx is counted, then fails the test with its case
@@ -82,12 +82,12 @@ strict_schema = schemathesis.pytest.from_fixture("strict_api_schema")
 
 
 @schema.parametrize()
-def test_no_input_makes_the_api_fail(case) -> None:  # noqa: ANN001
+def test_no_input_makes_the_api_fail(case) -> None:
     call_and_check(case, "generous")
 
 
 @strict_schema.parametrize()
-def test_no_input_makes_the_api_fail_under_production_limits(case) -> None:  # noqa: ANN001
+def test_no_input_makes_the_api_fail_under_production_limits(case) -> None:
     call_and_check(case, "strict")
 
 

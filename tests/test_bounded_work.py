@@ -44,7 +44,7 @@ def busy(seconds: float) -> None:
 
 
 @contextmanager
-def running(app) -> Iterator[str]:  # noqa: ANN001
+def running(app) -> Iterator[str]:
     """``app`` served by uvicorn (with its lifespan) in a thread on a free loopback port; yields the base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none"))
@@ -179,7 +179,7 @@ def _slowly(original: Callable, started: threading.Event, finished: threading.Ev
     """``original`` with ``seconds`` of real CPU work first, on its first call only."""
     calls = []
 
-    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def slow(*args, **kwargs):
         if calls:
             return original(*args, **kwargs)
         calls.append(1)
@@ -224,7 +224,7 @@ def test_health_answers_while_the_engine_is_slow(url: str, monkeypatch: pytest.M
 
 # ----- with the dialogue layer (loads TensorFlow and the Rasa model: the slow part of this module)
 @pytest.fixture(scope="module")
-def rasa_assistant(settings: Settings, trained_model, assistant: Assistant) -> Iterator[Assistant]:  # noqa: ANN001
+def rasa_assistant(settings: Settings, trained_model, assistant: Assistant) -> Iterator[Assistant]:
     from bot.dialogue import actions
 
     a = Assistant(settings, progress=False, dialogue=True)

@@ -144,7 +144,7 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def callbot(settings, assistant, tmp_path_factory) -> Iterator[Callbot]:  # noqa: ANN001 - conftest fixtures
+def callbot(settings, assistant, tmp_path_factory) -> Iterator[Callbot]:  # conftest fixtures
     """The callbot on an ephemeral loopback port, in its own event loop thread (like `python -m bot callbot`)."""
     _require_tools()
     log = tmp_path_factory.mktemp("callbot") / "latency.jsonl"
@@ -218,7 +218,7 @@ def test_options_ping_and_an_offer_without_g711_get_clear_answers(callbot: Callb
         assert s.recv(4096).startswith(b"SIP/2.0 400")
 
 
-def test_serve_starts_the_sip_endpoint_and_the_switch_turns_it_off(settings, assistant) -> None:  # noqa: ANN001
+def test_serve_starts_the_sip_endpoint_and_the_switch_turns_it_off(settings, assistant) -> None:
     """The app's lifespan (what `python -m bot serve` runs) binds the SIP port; VNA_CALLBOT=false leaves it off."""
     _require_tools()
     from fastapi.testclient import TestClient
@@ -238,7 +238,7 @@ def test_serve_starts_the_sip_endpoint_and_the_switch_turns_it_off(settings, ass
         assert client.app.state.callbot is None
 
 
-def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None:
     """Greeting, then keys only: 1 (hộ tịch) → 1 (khai sinh) → 2 (lệ phí) by RFC 4733, * (repeat), # (back),
     9 (end) by SIP INFO, 4 by RFC 4733 (rating). The bot plays the menus, an answer about the fee, repeats it,
     goes back to the group, stores the rating and hangs up; each key cut the prompt playing (barge-in)."""
@@ -272,7 +272,7 @@ def test_keypad_call_menu_answer_and_rating(callbot: Callbot, assistant) -> None
     assert keypad_turns and keypad_turns[0]["first_audio_ms"] is not None
 
 
-def test_ten_simultaneous_keypad_calls_all_complete(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+def test_ten_simultaneous_keypad_calls_all_complete(callbot: Callbot, assistant) -> None:
     """Ten SIPp callers at once on the keypad path (2 cores): every call gets its menus and answer and is rated."""
     recorder = Recorder()
     before = len(callbot.finished)
@@ -292,7 +292,7 @@ def test_ten_simultaneous_keypad_calls_all_complete(callbot: Callbot, assistant)
             assistant.store.rating_list(call.session_id)
 
 
-def test_key_zero_transfers_with_refer_and_opens_a_ticket(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+def test_key_zero_transfers_with_refer_and_opens_a_ticket(callbot: Callbot, assistant) -> None:
     """0 by SIP INFO: the bot opens a handoff ticket, says so, sends REFER to the configured extension; the caller
     accepts and reports success (NOTIFY 200) and the bot hangs up. PCMA is the caller's first choice here."""
     recorder = Recorder()
@@ -325,7 +325,7 @@ def _say_to_file(text: str, path: Path) -> float:
 
 
 def test_spoken_question_is_answered_and_unclear_speech_falls_back_to_the_keypad(
-        callbot: Callbot, assistant, tmp_path: Path) -> None:  # noqa: ANN001
+        callbot: Callbot, assistant, tmp_path: Path) -> None:
     """SIPp streams a Vietnamese question (espeak-ng): the bot recognises it (Whisper base, offline), answers through
     the core and plays the answer. Then two sounds the recogniser cannot make out: after the second the bot
     switches to the keypad by itself. 9 and 5 by SIP INFO rate the call."""
@@ -387,7 +387,7 @@ cons_listen 127.0.0.1:{cons_port}
 """
 
 
-def test_a_softphone_call_with_baresip(callbot: Callbot, assistant, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_softphone_call_with_baresip(callbot: Callbot, assistant, tmp_path: Path) -> None:
     """A different real SIP client: Debian's baresip (headless: its microphone is a WAV file, its speaker a
     recording). It asks a spoken question, then keys 9 and 3 (RFC 4733, typed on its UDP console). The greeting
     it recorded is transcribed back; the rating is stored and the bot hangs up."""
@@ -582,7 +582,7 @@ def _wait_for_call(bot: Callbot, marker: str, out: dict, timeout: float = 15) ->
     raise AssertionError("no call came up" + (f": {result.stderr[-3000:]}{result.stdout[-2000:]}" if result else ""))
 
 
-def _run_in_background(fn, *args) -> tuple[threading.Thread, dict]:  # noqa: ANN001
+def _run_in_background(fn, *args) -> tuple[threading.Thread, dict]:
     out: dict = {}
     thread = threading.Thread(target=lambda: out.setdefault("result", fn(*args)), daemon=True)
     thread.start()
@@ -590,7 +590,7 @@ def _run_in_background(fn, *args) -> tuple[threading.Thread, dict]:  # noqa: ANN
 
 
 def test_a_bye_from_another_port_or_host_or_with_other_tags_gets_481_and_the_call_goes_on(
-        callbot: Callbot, assistant) -> None:  # noqa: ANN001
+        callbot: Callbot, assistant) -> None:
     """SIPp is the caller; it sends a BYE with a forged From tag, one with a forged To tag and a re-INVITE with port
     99999 (481, 481, 488 — scripted in tests/sipp/forged.xml). The test sends the right BYE — right Call-ID and
     both tags, as an eavesdropper would — from another port and from another host (127.0.0.2): 481 each. The call
@@ -631,7 +631,7 @@ def _telephone_event(key: int, seq: int, timestamp: int, end: bool) -> bytes:
         struct.pack("!BBH", key, (0x80 if end else 0) | 10, 800)
 
 
-def test_rtp_from_a_second_source_is_ignored(callbot: Callbot, assistant) -> None:  # noqa: ANN001
+def test_rtp_from_a_second_source_is_ignored(callbot: Callbot, assistant) -> None:
     """Once the caller's first packet (SIPp's key 1) fixed the media source, key presses sent to the call's RTP port
     from another port and from another host — "0", which would transfer the call — are dropped: no ticket, no
     REFER; the caller's own keys (1, then 9 and 4 by INFO) are the only ones heard."""
@@ -760,7 +760,7 @@ def test_digest_nonces_expire_and_cannot_be_replayed(callbot: Callbot) -> None:
         _stop(callbot, bot)
 
 
-def test_a_public_bind_without_allowed_peers_or_digest_auth_is_warned_about(settings, assistant, caplog) -> None:  # noqa: ANN001
+def test_a_public_bind_without_allowed_peers_or_digest_auth_is_warned_about(settings, assistant, caplog) -> None:
     def warning_for(**overrides: object) -> str | None:
         return Callbot(assistant, settings.model_copy(update=overrides)).exposure_warning()
 

@@ -67,7 +67,7 @@ def tg_message(chat_id: int, text: str | None = None, **extra: object) -> dict:
     return {"update_id": next(ids), "message": message}
 
 
-def tg_post(client: TestClient, update: dict | bytes, secret: str | None = TG_SECRET):  # noqa: ANN201
+def tg_post(client: TestClient, update: dict | bytes, secret: str | None = TG_SECRET):
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
     body = update if isinstance(update, bytes) else json.dumps(update).encode()
     return client.post("/telegram/webhook", content=body, headers={**headers, "Content-Type": "application/json"})
@@ -248,7 +248,7 @@ def zalo_event(user: str, text: str | None = None, event: str = "user_send_text"
             "timestamp": str(int(time.time() * 1000))}
 
 
-def zalo_post(client: TestClient, event: dict, secret: str = OA_SECRET, mac: str | None = None):  # noqa: ANN201
+def zalo_post(client: TestClient, event: dict, secret: str = OA_SECRET, mac: str | None = None):
     body = json.dumps(event, ensure_ascii=False).encode()
     if mac is None:
         mac = hashlib.sha256(event["app_id"].encode() + body + event["timestamp"].encode() + secret.encode()).hexdigest()
@@ -454,7 +454,7 @@ def test_lone_surrogates_and_nul_in_json_are_stored_safely(app: TestClient, tg_p
     assert answer["text"].strip()
     event = zalo_event("z-sur", "lệ phí khai sinh", msg_id="m-sur")
 
-    def signed_post(raw: bytes):  # noqa: ANN202
+    def signed_post(raw: bytes):
         mac = hashlib.sha256(b"1234567890" + raw + event["timestamp"].encode() + OA_SECRET.encode()).hexdigest()
         return app.post("/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": f"mac={mac}"})
 
@@ -477,7 +477,7 @@ def test_telegram_edits_and_service_updates_are_answered_200_and_ignored(app: Te
     assert sent_to(tg_peer, 5201) == [] and stored_inbox(assistant, "5201") == []
 
 
-def zalo_signed(client: TestClient, event: object, secret: str = OA_SECRET, timestamp: str | None = None):  # noqa: ANN201
+def zalo_signed(client: TestClient, event: object, secret: str = OA_SECRET, timestamp: str | None = None):
     """POST ``event`` signed as Zalo signs: the timestamp in the MAC is the body's own (``timestamp`` overrides
     what is hashed, for bodies without one)."""
     body = json.dumps(event, ensure_ascii=False).encode()
@@ -502,7 +502,7 @@ def now_ms(offset_s: float = 0.0) -> str:
     pytest.param(lambda: None, id="missing"),
 ])
 def test_zalo_events_outside_the_time_window_are_refused(app: TestClient, zalo_peer: ZaloPeer,
-                                                         assistant: Assistant, stamp) -> None:  # noqa: ANN001
+                                                         assistant: Assistant, stamp) -> None:
     event = zalo_event("z-ts", "lệ phí khai sinh")
     value = stamp()  # when the test runs, not when it is collected
     if value is None:

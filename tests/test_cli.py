@@ -18,27 +18,28 @@ def run_bot(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None =
 
 
 @pytest.fixture(scope="module")
-def built(assistant, env_for, project_dir):  # noqa: ANN001, ANN201 - the session index exists before subprocesses run
+def built(assistant, env_for, project_dir):  # the session index exists before subprocesses run
     return env_for, project_dir
 
 
-def test_ask_json_prints_one_contract_object(built) -> None:  # noqa: ANN001
+def test_ask_json_prints_one_contract_object(built) -> None:
     env, cwd = built
     out = run_bot(["ask", "--json", "lam lai cccd o dau"], env, cwd)
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
-    assert set(body) == {"question", "reply", "intent", "fallback", "sources"}
+    assert set(body) == {"question", "reply", "intent", "fallback", "sources", "answer"}
     assert body["sources"][0]["id"] == "1.014064"
+    assert body["answer"]["procedure"] == "1.014064"  # the structured answer (tests/test_structured_answer.py)
 
 
-def test_ask_plain_prints_the_reply_text(built) -> None:  # noqa: ANN001
+def test_ask_plain_prints_the_reply_text(built) -> None:
     env, cwd = built
     out = run_bot(["ask", "đăng ký khai tử ở đâu"], env, cwd)
     assert out.returncode == 0, out.stderr
     assert "Thủ tục:" in out.stdout and "Nguồn:" in out.stdout
 
 
-def test_batch_answers_each_line_independently_in_order(built, tmp_path: Path) -> None:  # noqa: ANN001
+def test_batch_answers_each_line_independently_in_order(built, tmp_path: Path) -> None:
     env, cwd = built
     questions = tmp_path / "q.txt"
     questions.write_text("lam lai cccd o dau\ncòn lệ phí thì sao?\nthời tiết hôm nay\n", encoding="utf-8")
@@ -51,7 +52,7 @@ def test_batch_answers_each_line_independently_in_order(built, tmp_path: Path) -
     assert rows[2]["intent"] == "out_of_scope"
 
 
-def test_interactive_chat_keeps_the_conversation(built) -> None:  # noqa: ANN001
+def test_interactive_chat_keeps_the_conversation(built) -> None:
     env, cwd = built
     out = run_bot(["ask"], env, cwd, stdin="đăng ký kết hôn cần giấy tờ gì\ncòn lệ phí thì sao?\nthoát\n")
     assert out.returncode == 0, out.stderr
@@ -59,7 +60,7 @@ def test_interactive_chat_keeps_the_conversation(built) -> None:  # noqa: ANN001
     assert "Phí, lệ phí" in out.stdout or "phí, lệ phí" in out.stdout
 
 
-def test_batch_without_json_is_a_usage_error(built) -> None:  # noqa: ANN001
+def test_batch_without_json_is_a_usage_error(built) -> None:
     env, cwd = built
     out = run_bot(["ask", "--batch", "x.txt"], env, cwd)
     assert out.returncode == 2

@@ -135,7 +135,7 @@ class Login:
 
 
 @pytest.fixture
-def as_role(staff: StaffStore, users: dict[str, int]):  # noqa: ANN201
+def as_role(staff: StaffStore, users: dict[str, int]):
     return lambda role: Login(staff, users[role])
 
 
@@ -203,7 +203,7 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[a-z_]+\}", MISSING_ID, path)
 
 
-def call(client: TestClient, method: str, path: str, headers: dict | None = None, data: dict | None = None):  # noqa: ANN201
+def call(client: TestClient, method: str, path: str, headers: dict | None = None, data: dict | None = None):
     if method == "GET":
         return client.get(path, headers=headers or {})
     if "/api/" in path:
@@ -214,7 +214,7 @@ def call(client: TestClient, method: str, path: str, headers: dict | None = None
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
-def test_a_route_needs_a_session_and_its_role(app: TestClient, as_role, method: str, path: str) -> None:  # noqa: ANN001
+def test_a_route_needs_a_session_and_its_role(app: TestClient, as_role, method: str, path: str) -> None:
     least = ROUTES[(method, path)]
     url = concrete(path)
     # no session: pages send to the sign-in page, the JSON API answers 401
@@ -236,7 +236,7 @@ def test_a_route_needs_a_session_and_its_role(app: TestClient, as_role, method: 
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(k for k in ROUTES if k[0] == "POST"))
-def test_a_change_without_the_csrf_token_is_refused(app: TestClient, as_role, method: str, path: str) -> None:  # noqa: ANN001
+def test_a_change_without_the_csrf_token_is_refused(app: TestClient, as_role, method: str, path: str) -> None:
     who = as_role("admin")
     url = concrete(path)
     assert call(app, method, url, who.cookie, {}).status_code == 403  # missing
@@ -245,7 +245,7 @@ def test_a_change_without_the_csrf_token_is_refused(app: TestClient, as_role, me
     assert call(app, method, url, who.cookie, {"csrf_token": other.csrf}).status_code == 403
 
 
-def test_a_refused_page_says_why_in_vietnamese(app: TestClient, as_role) -> None:  # noqa: ANN001
+def test_a_refused_page_says_why_in_vietnamese(app: TestClient, as_role) -> None:
     r = app.get("/console/users", headers=as_role("editor").cookie)
     assert r.status_code == 403
     assert "Không có quyền truy cập" in r.text
@@ -568,7 +568,7 @@ def test_the_development_setting_drops_secure(settings: Settings, assistant: Ass
     _clear_attempts(staff)
 
 
-def test_a_session_ends_after_its_lifetime_and_when_idle(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
+def test_a_session_ends_after_its_lifetime_and_when_idle(app: TestClient, staff: StaffStore, as_role) -> None:
     for column, value in (("expires_at", time.time() - 1), ("last_seen_at", time.time() - IDLE_TIMEOUT_S - 1)):
         who = as_role("admin")
         assert app.get("/console/users", headers=who.cookie).status_code == 200
@@ -584,7 +584,7 @@ def test_a_session_ends_after_its_lifetime_and_when_idle(app: TestClient, staff:
                 staff_sessions.c.token_hash == hash_token(who.token))).first()
 
 
-def test_console_pages_carry_security_headers_and_no_inline_script(app: TestClient, as_role) -> None:  # noqa: ANN001
+def test_console_pages_carry_security_headers_and_no_inline_script(app: TestClient, as_role) -> None:
     who = as_role("admin")
     for path in ("/console", "/console/review", "/console/faq", "/console/handoff", "/console/users",
                  "/console/audit", "/console/login"):
@@ -607,7 +607,7 @@ def test_console_pages_carry_security_headers_and_no_inline_script(app: TestClie
 
 
 def test_citizen_markup_is_shown_as_text_in_the_review_queue_and_the_ticket(app: TestClient, assistant: Assistant,
-                                                                          as_role) -> None:  # noqa: ANN001
+                                                                          as_role) -> None:
     session, answer = ask(app, f"{XSS} xin giấy phép bay flycam", "web")
     turn_id = last_turn_id(assistant, session)
     ticket = assistant.store.open_ticket(session, "web", "requested",
@@ -631,7 +631,7 @@ def views(assistant: Assistant, since_id: int) -> list[dict]:
 
 
 def test_every_page_showing_a_conversation_is_audited(app: TestClient, assistant: Assistant, staff: StaffStore,
-                                                     as_role) -> None:  # noqa: ANN001
+                                                     as_role) -> None:
     session, answer = ask(app, "tôi bị mất sổ hộ khẩu giờ làm sao", "web")
     turn_id = last_turn_id(assistant, session)
     ticket = assistant.store.open_ticket(session, "web", "requested",
@@ -661,7 +661,7 @@ def test_every_page_showing_a_conversation_is_audited(app: TestClient, assistant
     assert "Xem hội thoại của công dân" in page and f"ticket {ticket}" in page
 
 
-def test_the_review_queue_lists_what_needs_a_person(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_the_review_queue_lists_what_needs_a_person(app: TestClient, assistant: Assistant, as_role) -> None:
     declined, _ = ask(app, "dự báo thời tiết Hà Nội ngày mai thế nào", "zalo")
     answered, _ = ask(app, "lệ phí đăng ký khai sinh", "web")
     rated_low, _ = ask(app, "làm lại căn cước ở đâu", "telegram")
@@ -695,7 +695,7 @@ def wait_for_reply(client: TestClient, question: str, contains: str, timeout: fl
 
 
 def test_resolving_with_a_curated_answer_makes_the_assistant_use_it(app: TestClient, assistant: Assistant,
-                                                                     as_role) -> None:  # noqa: ANN001
+                                                                     as_role) -> None:
     question = "trung tâm hành chính công có chỗ gửi xe máy miễn phí không"
     session, before = ask(app, question)
     turn_id = last_turn_id(assistant, session)
@@ -726,7 +726,7 @@ def test_resolving_with_a_curated_answer_makes_the_assistant_use_it(app: TestCli
     assert r.headers["location"] == "/console/review?ok=already" and len(assistant.faqs.list()) == count
 
 
-def test_resolving_by_linking_a_procedure_found_by_search(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_resolving_by_linking_a_procedure_found_by_search(app: TestClient, assistant: Assistant, as_role) -> None:
     question = "con tôi mới sinh ở nhà thì đi khai báo cho cháu thế nào"
     session, _ = ask(app, question)
     turn_id = last_turn_id(assistant, session)
@@ -751,7 +751,7 @@ def test_resolving_by_linking_a_procedure_found_by_search(app: TestClient, assis
     assert "Đã gắn với thủ tục" in page
 
 
-def test_marking_out_of_scope(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_marking_out_of_scope(app: TestClient, assistant: Assistant, as_role) -> None:
     session, _ = ask(app, "giá vàng hôm nay bao nhiêu một chỉ")
     turn_id = last_turn_id(assistant, session)
     editor = as_role("editor")
@@ -767,7 +767,7 @@ def test_marking_out_of_scope(app: TestClient, assistant: Assistant, as_role) ->
 # ------------------------------------------------------------------------------------------------ FAQ
 
 
-def test_faq_create_edit_retire_restore(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_faq_create_edit_retire_restore(app: TestClient, assistant: Assistant, as_role) -> None:
     editor = as_role("editor")
     r = app.post("/console/faq/new", headers=editor.cookie,
                  data=editor.form(variants="giờ làm việc của trung tâm", answer="", procedure="0.000000"))
@@ -800,7 +800,7 @@ def editor_name(assistant: Assistant, who: Login) -> str:
     return StaffStore(assistant.store.db).session(who.token).username
 
 
-def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assistant, as_role) -> None:
     editor = as_role("editor")
     r = app.get("/console/faq/export.json", headers=as_role("viewer").cookie)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
@@ -846,7 +846,7 @@ def test_faq_export_and_all_or_nothing_import(app: TestClient, assistant: Assist
 
 
 def test_a_reply_to_a_web_conversation_reaches_the_page_through_api_messages(app: TestClient, assistant: Assistant,
-                                                                            as_role) -> None:  # noqa: ANN001
+                                                                            as_role) -> None:
     session, _ = ask(app, "cho tôi gặp nhân viên", "web")
     ticket = assistant.store.open_ticket(session, "web", "requested", [{"role": "user", "text": "cho tôi gặp nhân viên"}])
     assert app.get(f"/api/messages?session_id={session}").json() == []
@@ -887,7 +887,7 @@ def test_a_reply_to_a_web_conversation_reaches_the_page_through_api_messages(app
 @pytest.mark.parametrize("channel", ["telegram", "zalo"])
 def test_a_reply_to_a_chat_platform_goes_out_through_the_hub(app: TestClient, assistant: Assistant, as_role,
                                                             tg_peer: TelegramPeer, zalo_peer: ZaloPeer,
-                                                            channel: str) -> None:  # noqa: ANN001
+                                                            channel: str) -> None:
     user_id = str(700000 + int(time.time() * 1000) % 100000)
     session = f"{channel}:{user_id}"
     ticket = assistant.store.open_ticket(session, channel, "requested", [{"role": "user", "text": "gặp cán bộ"}])
@@ -913,7 +913,7 @@ def test_a_reply_to_a_chat_platform_goes_out_through_the_hub(app: TestClient, as
 
 
 def test_a_reply_that_cannot_be_sent_is_kept_and_says_why(plain: TestClient, assistant: Assistant,
-                                                          as_role) -> None:  # noqa: ANN001
+                                                          as_role) -> None:
     editor = as_role("editor")
     for channel, why in (("zalo", "chưa được cấu hình trên máy chủ này"), ("api", "chỉ được lưu lại")):
         ticket = assistant.store.open_ticket(f"{channel}:{uuid.uuid4().hex[:8]}", channel, "unanswered", [])
@@ -928,7 +928,7 @@ def test_a_reply_that_cannot_be_sent_is_kept_and_says_why(plain: TestClient, ass
 
 
 def test_console_forms_are_bounded_before_any_work(app: TestClient, assistant: Assistant, settings: Settings,
-                                                  as_role) -> None:  # noqa: ANN001
+                                                  as_role) -> None:
     editor, admin = as_role("editor"), as_role("admin")
     limit = settings.max_input_chars
     faqs_before = len(assistant.faqs.list(include_retired=True))
@@ -982,7 +982,7 @@ def test_console_forms_are_bounded_before_any_work(app: TestClient, assistant: A
     assert 'maxlength="200"' in page and f'value="{("căn cước " * 2000)[:200]}"' in page
 
 
-def test_an_admin_manages_accounts(app: TestClient, staff: StaffStore, as_role) -> None:  # noqa: ANN001
+def test_an_admin_manages_accounts(app: TestClient, staff: StaffStore, as_role) -> None:
     admin = as_role("admin")
     name = f"canbo-{uuid.uuid4().hex[:6]}"
     r = app.post("/console/users", headers=admin.cookie,
@@ -1013,7 +1013,7 @@ def test_an_admin_manages_accounts(app: TestClient, staff: StaffStore, as_role) 
         assert label in audit
 
 
-def test_the_last_active_admin_cannot_be_demoted_or_disabled(tmp_path) -> None:  # noqa: ANN001
+def test_the_last_active_admin_cannot_be_demoted_or_disabled(tmp_path) -> None:
     from bot.conversation import ConversationStore
 
     store = StaffStore(ConversationStore(f"sqlite:///{tmp_path / 'a.db'}").db)
@@ -1030,7 +1030,7 @@ def test_the_last_active_admin_cannot_be_demoted_or_disabled(tmp_path) -> None: 
 # ------------------------------------------------------------------------------------------------ dashboard
 
 
-def test_the_dashboard_compares_the_figures_with_the_targets(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_the_dashboard_compares_the_figures_with_the_targets(app: TestClient, assistant: Assistant, as_role) -> None:
     for text, channel, score in (("lệ phí đăng ký kết hôn", "web", 5), ("làm lại căn cước ở đâu", "zalo", 4),
                                  ("thủ tục nhập hộ khẩu cho con", "telegram", 2)):
         session, _ = ask(app, text, channel)
@@ -1059,7 +1059,7 @@ def test_the_dashboard_compares_the_figures_with_the_targets(app: TestClient, as
                             .where(audit_log.c.action == "kpi.export")).scalar_one() >= 2
 
 
-def test_the_dashboard_says_when_simulated_data_is_included(app: TestClient, assistant: Assistant, as_role) -> None:  # noqa: ANN001
+def test_the_dashboard_says_when_simulated_data_is_included(app: TestClient, assistant: Assistant, as_role) -> None:
     session, _ = ask(app, "đăng ký thường trú cần giấy tờ gì", "web")
     with assistant.store.db.begin() as conn:
         conn.execute(update(conversations).where(conversations.c.session_id == session).values(simulated=True))
@@ -1077,7 +1077,7 @@ def test_the_dashboard_says_when_simulated_data_is_included(app: TestClient, ass
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-def test_the_staff_command_works_on_a_fresh_machine(env_for: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+def test_the_staff_command_works_on_a_fresh_machine(env_for: dict[str, str], tmp_path) -> None:
     env = {**env_for, "VNA_DATA_DIR": str(tmp_path / "fresh")}  # no database, no index
 
     def staff(*args: str, stdin: str = "") -> subprocess.CompletedProcess:

@@ -44,7 +44,7 @@ CHANNELS = ["web", "web", "zalo", "zalo", "telegram"]
 
 
 @pytest.fixture(scope="module")
-def seeded(server: str, assistant) -> None:  # noqa: F811, ANN001 - the fixture imported above
+def seeded(server: str, assistant) -> None:  # noqa: F811 - the fixture imported above
     """About 60 conversations over the last four weeks, asked through the HTTP API (real answers), rated by
     a seeded die (answered ones mostly 4–5, declined ones mostly 1–3), then dated and marked as demo data."""
     rng = random.Random(11)
@@ -76,7 +76,7 @@ def seeded(server: str, assistant) -> None:  # noqa: F811, ANN001 - the fixture 
 
 
 @pytest.fixture(scope="module")
-def editor(assistant) -> str:  # noqa: ANN001
+def editor(assistant) -> str:
     name = f"bientap{uuid.uuid4().hex[:4]}"
     StaffStore(assistant.store.db).create_user(name, PASSWORD, "editor", "test")
     return name
@@ -204,7 +204,7 @@ def test_dashboard_review_and_a_curated_answer_live_on_the_chat(staff_page: Page
 
 
 def test_a_staff_reply_appears_on_the_citizens_open_chat_page(staff_page: Page, citizen_page: Page, server: str,  # noqa: F811
-                                                              assistant, editor: str) -> None:  # noqa: ANN001
+                                                              assistant, editor: str) -> None:
     # the citizen's conversation, handed over (with the dialogue layer "cho tôi gặp nhân viên" opens the ticket;
     # the engine-only test assistant needs it opened directly)
     citizen_page.goto(server + "/")

@@ -19,7 +19,7 @@ CONVERSATIONS = load_conversations()
 
 
 @pytest.fixture(scope="module")
-def rasa_assistant(settings: Settings, trained_model, assistant: Assistant) -> Assistant:  # noqa: ANN001
+def rasa_assistant(settings: Settings, trained_model, assistant: Assistant) -> Assistant:
     a = Assistant(settings, progress=False, dialogue=True)
     assert a.dialogue is not None, a.dialogue_error
     return a
@@ -31,7 +31,7 @@ def rasa_client(settings: Settings, rasa_assistant: Assistant) -> Iterator[TestC
         yield c
 
 
-def send(client: TestClient):  # noqa: ANN201
+def send(client: TestClient):
     def post(session_id: str, text: str) -> dict:
         r = client.post("/api/chat", json={"session_id": session_id, "text": text})
         assert r.status_code == 200, r.text
@@ -159,7 +159,7 @@ def test_without_a_model_the_api_answers_from_the_engine(settings: Settings, ass
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.nlu.train
 
-    def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_a, **_k):
         raise RuntimeError("Rasa training failed (code 1)")
 
     monkeypatch.setattr(bot.nlu.train, "train_model", broken)
@@ -178,8 +178,8 @@ def test_without_a_model_the_api_answers_from_the_engine(settings: Settings, ass
         assert body["sources"][0]["id"] == "1.000894"
 
 
-def test_actions_in_a_separate_rasa_sdk_server(rasa_client: TestClient, rasa_assistant: Assistant, env_for,  # noqa: ANN001
-                                               project_dir) -> None:  # noqa: ANN001
+def test_actions_in_a_separate_rasa_sdk_server(rasa_client: TestClient, rasa_assistant: Assistant, env_for,
+                                               project_dir) -> None:
     """`python -m bot actions` serves the same actions over rasa-sdk's HTTP protocol (VNA_ACTION_ENDPOINT)."""
     import subprocess
     import sys

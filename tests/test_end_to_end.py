@@ -17,7 +17,7 @@ from tests.test_cli import run_bot
 
 
 @pytest.mark.slow
-def test_full_knowledge_base_answers_the_readme_question(tmp_path: Path, env_for, project_dir: Path,  # noqa: ANN001
+def test_full_knowledge_base_answers_the_readme_question(tmp_path: Path, env_for, project_dir: Path,
                                                           trained_model: Path) -> None:
     env = dict(env_for, VNA_DATA_DIR=str(tmp_path), VNA_PROCEDURE_DOMAINS="[]", VNA_DIALOGUE="true")
     shutil.copytree(trained_model.parent, tmp_path / "models")  # the model of this checkout (not retrained)

@@ -11,7 +11,7 @@ from bot.ranking.query import search_text
 from bot.text.vietnamese import fold
 
 
-def top(engine: Engine, question: str, state: ConversationState | None = None):  # noqa: ANN201
+def top(engine: Engine, question: str, state: ConversationState | None = None):
     reply, new_state = engine.answer(question, state)
     return reply, new_state
 
@@ -227,10 +227,10 @@ def test_sport_results_and_jokes_are_declined(engine: Engine, question: str) -> 
 
 
 class _CountingEncoder:
-    def __init__(self, inner) -> None:  # noqa: ANN001
+    def __init__(self, inner) -> None:
         self.inner, self.calls = inner, 0
 
-    def encode_queries(self, texts):  # noqa: ANN001, ANN201
+    def encode_queries(self, texts):
         self.calls += 1
         return self.inner.encode_queries(texts)
 

@@ -117,7 +117,7 @@ def test_retire_and_restore(store: FaqStore) -> None:
         (["câu hỏi"], 12, None, "answer must be a string"),
     ],
 )
-def test_invalid_input_is_refused(store: FaqStore, variants, answer, procedure, message: str) -> None:  # noqa: ANN001
+def test_invalid_input_is_refused(store: FaqStore, variants, answer, procedure, message: str) -> None:
     with pytest.raises(FaqError, match=message):
         store.create(variants, answer, procedure, author="a")
     assert store.list(include_retired=True) == []
@@ -349,7 +349,7 @@ def test_the_matcher_is_thread_safe(store: FaqStore) -> None:
 
 # ------------------------------------------------------------------------------------------------ assistant
 @pytest.fixture()
-def curated(assistant) -> Iterator[FaqStore]:  # noqa: ANN001
+def curated(assistant) -> Iterator[FaqStore]:
     """The assistant's FAQ store; every entry created in the test is deleted afterwards."""
     faq_store: FaqStore = assistant.faqs
     before = {e["id"] for e in faq_store.list(include_retired=True)}
@@ -367,7 +367,7 @@ def chat(client: TestClient, session: str, text: str) -> dict:
     return r.json()
 
 
-def wait_for(client: TestClient, session: str, text: str, condition, timeout: float) -> dict:  # noqa: ANN001
+def wait_for(client: TestClient, session: str, text: str, condition, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = chat(client, session, text)
@@ -376,7 +376,7 @@ def wait_for(client: TestClient, session: str, text: str, condition, timeout: fl
         time.sleep(0.25)
 
 
-def test_a_curated_answer_is_served_and_edits_go_live(client: TestClient, assistant, curated: FaqStore) -> None:  # noqa: ANN001
+def test_a_curated_answer_is_served_and_edits_go_live(client: TestClient, assistant, curated: FaqStore) -> None:
     question = "bộ phận một cửa nghỉ trưa lúc mấy giờ"
     without = chat(client, "faq-lunch-0", question)
     assert not without["sources"] or without["sources"][0]["kind"] != "faq"
@@ -404,7 +404,7 @@ def test_a_curated_answer_is_served_and_edits_go_live(client: TestClient, assist
     assert not body["sources"] or body["sources"][0]["kind"] != "faq"
 
 
-def test_an_answer_with_a_linked_procedure_cites_it(assistant, curated: FaqStore) -> None:  # noqa: ANN001
+def test_an_answer_with_a_linked_procedure_cites_it(assistant, curated: FaqStore) -> None:
     faq_id = curated.create(["giấy khai sinh bản gốc bị ướt mưa nhòe chữ thì có phải làm lại không"],
                             "Bạn có thể xin cấp bản sao trích lục khai sinh tại UBND cấp xã.", "1.001193",
                             author="test")
@@ -418,8 +418,21 @@ def test_an_answer_with_a_linked_procedure_cites_it(assistant, curated: FaqStore
     assert state.procedure == "1.001193" and state.options == [] and state.misses == 0
 
 
+def test_an_answer_with_a_linked_procedure_keeps_the_place_named_earlier(assistant, curated: FaqStore) -> None:
+    from bot.domain import ConversationState
+
+    curated.create(["giấy khai sinh bản gốc bị ướt mưa nhòe chữ thì có phải làm lại không"],
+                   "Bạn có thể xin cấp bản sao trích lục khai sinh tại UBND cấp xã.", "1.001193", author="test")
+    assistant.faq_matcher.refresh(force=True)
+    place = {"named": "Phường Phước Hiệp", "now": "Phường Bà Rịa"}  # as stored by an earlier turn (opaque here)
+    reply, state = assistant.ask("Giấy khai sinh bản gốc bị ướt mưa, nhòe chữ thì có phải làm lại không?",
+                                 ConversationState(place=place))
+    assert reply.sources[0].kind == "faq"
+    assert state.procedure == "1.001193" and state.place == place
+
+
 def test_a_procedure_only_entry_answers_with_the_record_and_follow_ups_stay_on_it(
-    client: TestClient, assistant, curated: FaqStore,  # noqa: ANN001
+    client: TestClient, assistant, curated: FaqStore,
 ) -> None:
     question = "nhà tôi vừa có thêm một thành viên nhỏ xíu thì phải khai báo với nhà nước thế nào"
     faq_id = curated.create([question], None, "1.001193", author="test")
@@ -435,7 +448,7 @@ def test_a_procedure_only_entry_answers_with_the_record_and_follow_ups_stay_on_i
     assert assistant.store.load("faq-proc").procedure == "1.001193"
 
 
-def test_a_curated_answer_does_not_take_over_follow_ups_or_choices(assistant, curated: FaqStore) -> None:  # noqa: ANN001
+def test_a_curated_answer_does_not_take_over_follow_ups_or_choices(assistant, curated: FaqStore) -> None:
     from bot.domain import ConversationState
 
     curated.create(["hết bao nhiêu tiền"], "Tùy thủ tục, bạn hỏi cụ thể giúp mình nhé.", None, author="test")
@@ -451,7 +464,7 @@ def test_a_curated_answer_does_not_take_over_follow_ups_or_choices(assistant, cu
     assert reply.sources[0].id == "1.014064"
 
 
-def test_a_curated_answer_without_procedure_keeps_the_conversation(assistant, curated: FaqStore) -> None:  # noqa: ANN001
+def test_a_curated_answer_without_procedure_keeps_the_conversation(assistant, curated: FaqStore) -> None:
     from bot.domain import ConversationState
 
     curated.create([LUNCH], LUNCH_ANSWER, None, author="test")
@@ -462,7 +475,7 @@ def test_a_curated_answer_without_procedure_keeps_the_conversation(assistant, cu
     assert new_state == ConversationState(procedure="1.014064", aspects=["documents"], misses=0)
 
 
-def test_invalid_text_never_reaches_the_faqs(assistant, curated: FaqStore) -> None:  # noqa: ANN001
+def test_invalid_text_never_reaches_the_faqs(assistant, curated: FaqStore) -> None:
     reply, _ = assistant.ask("   ")
     assert reply.outcome == "invalid"
     reply, _ = assistant.ask(b"\xff")  # type: ignore[arg-type]

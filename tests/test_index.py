@@ -25,7 +25,7 @@ CLEAN_PLAN = "brvt-2023-qd180-ke-hoach-bcd-cds"
 class _FakeEncoder:
     """Deterministic vectors; the test is about what the build reads, not about embeddings."""
 
-    def encode_passages(self, texts, progress=False):  # noqa: ANN001, ANN201
+    def encode_passages(self, texts, progress=False):
         rng = np.random.default_rng(len(texts))
         vectors = rng.standard_normal((len(texts), 8)).astype("float32")
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -59,7 +59,7 @@ def small_settings(tmp_path: Path) -> Settings:
 
 
 def test_the_build_never_uses_the_lexicon(small_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*args, **kwargs):
         raise AssertionError("the index build used the lexicon; put it back into the index fingerprint")
 
     monkeypatch.setattr(Lexicon, "__init__", refuse)

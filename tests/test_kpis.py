@@ -63,7 +63,7 @@ def history(store: ConversationStore) -> None:
             conn.execute(update(table).where(table.c.session_id.in_(["d", "e"])).values(created_at=T0 + DAY + 3600))
 
 
-def check(db) -> None:  # noqa: ANN001
+def check(db) -> None:
     report = compute_kpis(db, start=T0, end=T0 + 2 * DAY, titles=lambda c: {"1.1": "Cấp căn cước"}.get(c))
     s = report["summary"]
     assert s["conversations"] == 5 and s["turns"] == 7 and s["rated_conversations"] == 3
@@ -88,13 +88,13 @@ def check(db) -> None:  # noqa: ANN001
     assert rows[0].startswith("scope,period,conversations") and len(rows) == 1 + 2 + 1 + 2
 
 
-def test_kpis_follow_their_formulas_on_sqlite(tmp_path) -> None:  # noqa: ANN001
+def test_kpis_follow_their_formulas_on_sqlite(tmp_path) -> None:
     store = ConversationStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     history(store)
     check(store.db)
 
 
-def test_csat_counts_citizens_not_rating_requests(tmp_path) -> None:  # noqa: ANN001
+def test_csat_counts_citizens_not_rating_requests(tmp_path) -> None:
     """Thirty one-star ratings of one conversation are one dissatisfied citizen; ratings of conversations that
     do not exist, or that got no reply, are refused and count for nothing."""
     store = ConversationStore(f"sqlite:///{tmp_path / 'csat.db'}")
@@ -215,7 +215,7 @@ def test_metrics_for_operators(client: TestClient, loopback_client: TestClient, 
     assert "<script>" not in loopback_client.get("/metrics").text  # unknown channels are "other"
 
 
-def test_demo_data_is_marked_and_removable(settings: Settings, assistant: Assistant, monkeypatch) -> None:  # noqa: ANN001
+def test_demo_data_is_marked_and_removable(settings: Settings, assistant: Assistant, monkeypatch) -> None:
     from bot import demo
 
     monkeypatch.setattr(demo, "_questions", lambda: ["làm lại cccd ở đâu", "thời tiết hôm nay thế nào",

@@ -21,13 +21,13 @@ from bot.schema import metadata
 POSTGRES_URL = os.environ.get("VNA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
-def differences(engine) -> list:  # noqa: ANN001
+def differences(engine) -> list:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     return [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
 
 
-def test_a_new_sqlite_database_is_migrated_to_the_code_schema(tmp_path) -> None:  # noqa: ANN001
+def test_a_new_sqlite_database_is_migrated_to_the_code_schema(tmp_path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}", future=True)
     migrate(engine)
     assert current(engine) == head()
@@ -36,7 +36,7 @@ def test_a_new_sqlite_database_is_migrated_to_the_code_schema(tmp_path) -> None:
     assert current(engine) == head()
 
 
-def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path) -> None:  # noqa: ANN001
+def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}", future=True)
     migrate(engine, "0001")
     with engine.begin() as conn:  # what create_all made before: the tables, no version table
@@ -48,7 +48,7 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path) -> 
         assert conn.execute(text("SELECT score, simulated FROM ratings")).all() == [(5, False)]
 
 
-def postgres_engine():  # noqa: ANN201
+def postgres_engine():
     try:
         engine = create_engine(POSTGRES_URL, future=True, pool_pre_ping=True)
         with engine.connect():
@@ -78,7 +78,7 @@ def test_postgresql_is_migrated_to_the_code_schema() -> None:
         engine.dispose()
 
 
-def _ratings_deduplicated(engine) -> None:  # noqa: ANN001
+def _ratings_deduplicated(engine) -> None:
     migrate(engine, "0004")
     with engine.begin() as conn:  # a citizen who rated three times, another once (what /api/rating allowed before)
         for session, score, at in (("web:a", 5, 1.0), ("web:a", 2, 2.0), ("zalo:7", 4, 3.0), ("web:a", 1, 4.0)):
@@ -93,7 +93,7 @@ def _ratings_deduplicated(engine) -> None:  # noqa: ANN001
         conn.execute(text("INSERT INTO ratings (session_id, channel, score, created_at) VALUES ('web:a', 'web', 5, 5)"))
 
 
-def test_duplicate_ratings_are_reduced_to_the_latest_on_sqlite(tmp_path) -> None:  # noqa: ANN001
+def test_duplicate_ratings_are_reduced_to_the_latest_on_sqlite(tmp_path) -> None:
     _ratings_deduplicated(create_engine(f"sqlite:///{tmp_path / 'ratings.db'}", future=True))
 
 

@@ -419,7 +419,7 @@ def test_plan_devset_is_well_formed_and_grounded(passages, docs):
         assert any(fold(e) in raw or fold(e) in indexed for e in r["expected"]), r["id"]
 
 
-def test_dense_scores_of_ocr_damaged_passages_do_not_count_for_plan_questions(engine) -> None:  # noqa: ANN001
+def test_dense_scores_of_ocr_damaged_passages_do_not_count_for_plan_questions(engine) -> None:
     """Passages of OCR-damaged scans are embedded from their damaged spelling: for a question about the plans,
     their score is lexical (computed on the repaired copy) whatever the dense channel says; clean passages, and
     damaged ones for questions without a plan cue, keep the usual vote."""

@@ -66,7 +66,7 @@ def reply(question: str, outcome: str, fallback: bool = False, procedure: str | 
                  outcome=outcome)
 
 
-def age(db, session: str, when: float) -> None:  # noqa: ANN001
+def age(db, session: str, when: float) -> None:
     """Move a conversation and everything of it to ``when`` (the stores stamp rows with the current time)."""
     with db.begin() as conn:
         conn.execute(update(conversations).where(conversations.c.session_id == session)
@@ -141,7 +141,7 @@ def text_columns() -> list[tuple]:
     return [(t, c) for t in metadata.sorted_tables for c in t.columns if isinstance(c.type, String | Text)]
 
 
-def holding(db, needle: str) -> list[str]:  # noqa: ANN001
+def holding(db, needle: str) -> list[str]:
     """Every table.column (of every table) with a value containing ``needle``."""
     found = []
     with db.connect() as conn:
@@ -151,17 +151,17 @@ def holding(db, needle: str) -> list[str]:  # noqa: ANN001
     return found
 
 
-def dump(db) -> dict:  # noqa: ANN001
+def dump(db) -> dict:
     with db.connect() as conn:
         return {t.name: sorted(map(tuple, conn.execute(select(t)).all()), key=repr) for t in metadata.sorted_tables}
 
 
-def kpis(db, window: tuple[float, float]) -> dict:  # noqa: ANN001
+def kpis(db, window: tuple[float, float]) -> dict:
     report = compute_kpis(db, start=window[0], end=window[1])
     return {k: report[k] for k in ("summary", "series", "by_channel", "top_procedures", "top_unanswered")}
 
 
-def recent_rows(db) -> dict:  # noqa: ANN001
+def recent_rows(db) -> dict:
     cutoff = NOW - 180 * DAY
     with db.connect() as conn:
         return {t.name: sorted(map(tuple, conn.execute(select(t).where(t.c.created_at >= cutoff)).all()), key=repr)
@@ -230,7 +230,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[tuple[ConversationStore, Settings]]
     store.db.dispose()
 
 
-def test_old_personal_data_goes_recent_stays_and_old_kpis_hold_on_sqlite(sqlite_store) -> None:  # noqa: ANN001
+def test_old_personal_data_goes_recent_stays_and_old_kpis_hold_on_sqlite(sqlite_store) -> None:
     store, settings = sqlite_store
     check_purge(store, settings, batch=2)  # small batches: several transactions, one conversation never split
     # not even in the database file's free space or its write-ahead log
@@ -267,12 +267,12 @@ def pg_store(tmp_path: Path) -> Iterator[tuple[ConversationStore, Settings]]:
         store.db.dispose()
 
 
-def test_the_same_purge_on_postgresql(pg_store) -> None:  # noqa: ANN001
+def test_the_same_purge_on_postgresql(pg_store) -> None:
     store, settings = pg_store
     check_purge(store, settings, batch=1000)
 
 
-def test_a_second_instance_skips_while_one_purges_postgresql(pg_store) -> None:  # noqa: ANN001
+def test_a_second_instance_skips_while_one_purges_postgresql(pg_store) -> None:
     store, settings = pg_store
     fill(store)
     with store.db.connect() as holder:  # another instance's purge holds the lock
@@ -284,7 +284,7 @@ def test_a_second_instance_skips_while_one_purges_postgresql(pg_store) -> None: 
     assert purge(store.db, settings, now=NOW) == EXPECTED
 
 
-def test_two_purges_at_once_change_each_row_once_on_sqlite(sqlite_store) -> None:  # noqa: ANN001
+def test_two_purges_at_once_change_each_row_once_on_sqlite(sqlite_store) -> None:
     store, settings = sqlite_store
     fill(store)
     before = kpis(store.db, OLD_WINDOW)
@@ -308,7 +308,7 @@ def test_two_purges_at_once_change_each_row_once_on_sqlite(sqlite_store) -> None
     assert holding(store.db, OLD_MARK) == []
 
 
-def test_a_retention_period_under_a_day_is_refused(sqlite_store) -> None:  # noqa: ANN001
+def test_a_retention_period_under_a_day_is_refused(sqlite_store) -> None:
     store, settings = sqlite_store
     with pytest.raises(ValueError):
         purge(store.db, settings, days=0)
@@ -361,7 +361,7 @@ def test_rasa_tracker_events_older_than_the_cutoff_are_deleted(tmp_path: Path) -
     store.db.dispose()
 
 
-def test_the_scheduled_purge_runs_and_survives_errors(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_the_scheduled_purge_runs_and_survives_errors(tmp_path: Path, caplog) -> None:
     settings = Settings(data_dir=tmp_path, retention_interval_s=0.05)
     store = ConversationStore(settings.resolved_database_url)
     fill(store)

@@ -19,7 +19,7 @@ from bot.dialogue.tracker_store import CachingSQLTrackerStore
 DOMAIN = Domain.load(str(Path(__file__).resolve().parent.parent / "nlu_data" / "domain.yml"))
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -31,7 +31,7 @@ def stores(tmp_path: Path) -> tuple[CachingSQLTrackerStore, SQLTrackerStore]:
     return cached, plain
 
 
-def a_turn(tracker, text: str, procedure: str) -> None:  # noqa: ANN001
+def a_turn(tracker, text: str, procedure: str) -> None:
     tracker.update(UserUttered(text, {"name": "ask_fee", "confidence": 0.99}))
     tracker.update(ActionExecuted("action_answer"))
     tracker.update(SlotSet("procedure", procedure))
@@ -39,7 +39,7 @@ def a_turn(tracker, text: str, procedure: str) -> None:  # noqa: ANN001
     tracker.update(ActionExecuted("action_listen"))
 
 
-def same(a, b) -> bool:  # noqa: ANN001
+def same(a, b) -> bool:
     return ([e.as_dict() for e in a.events] == [e.as_dict() for e in b.events]
             and a.current_slot_values() == b.current_slot_values())
 
@@ -52,7 +52,7 @@ def conversation(store: CachingSQLTrackerStore, sender: str) -> None:
     run(store.save(tracker))
 
 
-def test_a_conversation_is_kept_and_equals_what_the_database_holds(stores) -> None:  # noqa: ANN001
+def test_a_conversation_is_kept_and_equals_what_the_database_holds(stores) -> None:
     cached, plain = stores
     assert isinstance(cached, CachingSQLTrackerStore)
     conversation(cached, "c1")
@@ -65,7 +65,7 @@ def test_a_conversation_is_kept_and_equals_what_the_database_holds(stores) -> No
     assert run(cached.retrieve("c1")).get_slot("procedure") == "2.000488"
 
 
-def test_events_written_by_another_worker_are_read_from_the_database(stores) -> None:  # noqa: ANN001
+def test_events_written_by_another_worker_are_read_from_the_database(stores) -> None:
     cached, plain = stores
     conversation(cached, "c2")
     run(cached.retrieve("c2"))  # kept from here on
@@ -77,7 +77,7 @@ def test_events_written_by_another_worker_are_read_from_the_database(stores) -> 
     assert same(tracker, run(plain.retrieve("c2")))
 
 
-def test_a_turn_that_failed_before_saving_is_forgotten(stores) -> None:  # noqa: ANN001
+def test_a_turn_that_failed_before_saving_is_forgotten(stores) -> None:
     cached, plain = stores
     conversation(cached, "c3")
     tracker = run(cached.retrieve("c3"))
@@ -90,7 +90,7 @@ def test_a_turn_that_failed_before_saving_is_forgotten(stores) -> None:  # noqa:
     assert same(again, run(plain.retrieve("c3")))
 
 
-def test_deleted_events_are_not_returned(stores) -> None:  # noqa: ANN001
+def test_deleted_events_are_not_returned(stores) -> None:
     cached, plain = stores
     conversation(cached, "c4")
     tracker = run(cached.retrieve("c4"))
@@ -102,7 +102,7 @@ def test_deleted_events_are_not_returned(stores) -> None:  # noqa: ANN001
     assert run(cached.retrieve("c4")) is None
 
 
-def test_a_new_session_is_read_back_as_rasa_reads_it(stores) -> None:  # noqa: ANN001
+def test_a_new_session_is_read_back_as_rasa_reads_it(stores) -> None:
     cached, plain = stores
     conversation(cached, "c5")
     tracker = run(cached.retrieve("c5"))
@@ -118,7 +118,7 @@ def test_a_new_session_is_read_back_as_rasa_reads_it(stores) -> None:  # noqa: A
     assert not any(isinstance(e, UserUttered) for e in again.events)  # only the new session's events
 
 
-def test_the_sqlite_tracker_database_uses_a_pool_and_wal(stores) -> None:  # noqa: ANN001
+def test_the_sqlite_tracker_database_uses_a_pool_and_wal(stores) -> None:
     cached, _ = stores
     with cached.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -40,7 +40,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
-def server(settings, assistant) -> Iterator[str]:  # noqa: ANN001 - the session fixtures of conftest.py
+def server(settings, assistant) -> Iterator[str]:  # the session fixtures of conftest.py
     """The real app on a free 127.0.0.1 port, in a background thread."""
     import uvicorn
 
@@ -96,7 +96,7 @@ def page(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def ask(page: Page, text: str):  # noqa: ANN201 - a Locator
+def ask(page: Page, text: str):  # a Locator
     """Type a question, press Enter, and return the bot message that answers it."""
     answers = page.locator(ANSWERS)
     before = answers.count()
@@ -114,7 +114,7 @@ def session_of(page: Page) -> str:
     return session_id
 
 
-def test_a_conversation_with_sources_options_and_a_rating(page: Page, server: str, assistant) -> None:  # noqa: ANN001
+def test_a_conversation_with_sources_options_and_a_rating(page: Page, server: str, assistant) -> None:
     page.goto(server + "/")
     expect(page.get_by_role("heading", name="Trợ lý thủ tục hành chính")).to_be_visible()
     examples = page.locator(".msg-greeting").get_by_role("button")
@@ -187,7 +187,7 @@ def test_a_conversation_with_sources_options_and_a_rating(page: Page, server: st
     expect(page.locator(USER_BUBBLES)).to_have_count(0)
 
 
-def test_a_session_the_server_does_not_accept_is_replaced(page: Page, server: str, assistant) -> None:  # noqa: ANN001
+def test_a_session_the_server_does_not_accept_is_replaced(page: Page, server: str, assistant) -> None:
     """A stored id with a wrong signature (a forged one, or the deployment's secret changed) is refused by the
     server; the page gets a new one and the question is answered. An id of an older page version (a bare UUID)
     is dropped with its transcript."""
@@ -360,14 +360,14 @@ def portal_site(html: str) -> Iterator[str]:
     body = html.encode()
 
     class Portal(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        def do_GET(self) -> None:  # the http.server name
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+        def log_message(self, *args) -> None:  # quiet
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Portal)

@@ -10,7 +10,9 @@ import re
 from collections.abc import Sequence
 
 from bot.answer.aspects import Aspect
+from bot.answer.places import district_era_note, levels_text, place_for_levels, place_note, short_date
 from bot.knowledge.models import PlanDocument, PlanPassage, Procedure
+from bot.places import Place
 from bot.text.vietnamese import lexical_tokens
 
 MAX_DOCUMENTS = 8
@@ -19,7 +21,6 @@ MAX_LEGAL = 6
 MAX_FIELD_CHARS = 450
 
 _CHANNEL_NAMES = {"in_person": "Nộp trực tiếp", "online": "Nộp trực tuyến", "post": "Qua bưu chính", "other": "Khác"}
-_LEVEL_NAMES = {"xa": "cấp xã", "tinh": "cấp tỉnh", "bo": "cấp bộ (trung ương)", "khac": "cơ quan khác"}
 
 
 def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
@@ -77,17 +78,25 @@ def _with_unit(value: str) -> str:
     return f"{value} (hồ sơ thủ tục không ghi đơn vị)" if value.isdigit() else value
 
 
-def _where(proc: Procedure) -> str:
+def _where(proc: Procedure, place: Place | None = None, announced: bool = False) -> str:
+    """The level that handles the procedure now (the record's "Cấp thực hiện"), its agency and receiving office
+    as the record writes them, what to do when the record still names a district-level body, and — when the
+    citizen gave an address not already explained in this reply — its commune or province today."""
     parts = []
+    if proc.levels:
+        parts.append(f"Cấp thực hiện: {levels_text(proc)}.")
     if proc.agency:
         parts.append(f"Cơ quan thực hiện: {_clip(proc.agency, 300)}.")
     if proc.receiving_address:
         parts.append(f"Nơi tiếp nhận hồ sơ: {_clip(proc.receiving_address, 300)}.")
-    if proc.levels:
-        levels = ", ".join(_LEVEL_NAMES[lv] for lv in proc.levels)
-        parts.append(f"Cấp thực hiện: {levels}.")
     if not parts:
         return "Hồ sơ thủ tục không ghi cơ quan tiếp nhận."
+    note = district_era_note(proc, place)
+    if note:
+        parts.append(note)
+    local = None if announced else place_for_levels(proc, place)
+    if local:
+        parts.append(local)
     return "\n".join(parts)
 
 
@@ -132,7 +141,7 @@ def _online(proc: Procedure) -> str:
 def _general(proc: Procedure) -> str:
     parts = []
     if proc.levels:
-        parts.append("Cấp thực hiện: " + ", ".join(_LEVEL_NAMES[lv] for lv in proc.levels) + ".")
+        parts.append(f"Cấp thực hiện: {levels_text(proc)}.")
     if proc.agency:
         parts.append(f"Cơ quan thực hiện: {_clip(proc.agency, 200)}.")
     if proc.channels:
@@ -159,12 +168,18 @@ _ASPECT_BODY = {
 }
 
 
-def compose_procedure(proc: Procedure, aspects: Sequence[Aspect], alternatives: Sequence[Procedure] = ()) -> str:
+def compose_procedure(proc: Procedure, aspects: Sequence[Aspect], alternatives: Sequence[Procedure] = (),
+                      place: Place | None = None, announce: bool = False) -> str:  # fmt: skip
+    """The answer about one procedure: the asked aspects from its fields, near-identical variants, and — when the
+    citizen named a place in this message (``announce``) — once, what that place is today."""
     parts = [procedure_header(proc)]
-    parts += [_ASPECT_BODY[a](proc) for a in aspects]
+    parts += [_where(proc, place, announce) if a == "where" else _ASPECT_BODY[a](proc) for a in aspects]
     if alternatives:
         alt = "; ".join(f"{i}. {p.title} (mã {p.code})" for i, p in enumerate(alternatives, 2))
         parts.append(f"Thủ tục gần giống, nếu bạn cần: {alt}. Trả lời số thứ tự để chọn.")
+    note = place_note(place) if place is not None and announce else ""
+    if note:
+        parts.append(note)
     parts.append(procedure_source(proc))
     return "\n".join(parts)
 
@@ -213,6 +228,15 @@ def best_excerpt(text: str, question: str, limit: int = 600) -> str:
     return _clip(excerpt, limit)
 
 
+def successor_note(doc: PlanDocument) -> str:
+    """The plan's province as it is today (knowledge/plans/documents.yml: ``successor``), or "" when unchanged."""
+    if not doc.successor:
+        return ""
+    since = f" từ ngày {short_date(doc.successor_since)}" if doc.successor_since else ""
+    return (f"Lưu ý: tỉnh {doc.province} là một phần của {doc.successor}{since}; đây là văn bản của tỉnh trước khi "
+            "sắp xếp đơn vị hành chính, do cơ quan của tỉnh khi đó ban hành.")
+
+
 def compose_plan(passage: PlanPassage, doc: PlanDocument, question: str) -> str:
     lines = [f"Theo {plan_citation(doc)}:"]
     if passage.heading:
@@ -220,6 +244,9 @@ def compose_plan(passage: PlanPassage, doc: PlanDocument, question: str) -> str:
     lines.append(best_excerpt(passage.text, question))
     if doc.ocr_damaged:
         lines.append("(Văn bản gốc là bản quét chất lượng thấp; trích dẫn có thể sai dấu.)")
+    note = successor_note(doc)
+    if note:
+        lines.append(note)
     lines.append(f"Nguồn: {plan_citation(doc)}.")
     return "\n".join(lines)
 

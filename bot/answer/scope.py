@@ -72,11 +72,11 @@ def classify_scope(text: str, rules: ScopeRules = _RULES) -> ScopeVerdict | None
         # words procedures share (health insurance, fees, registrations).
         if guarded and topic.guarded:
             continue
-        return ScopeVerdict(category, small_talk=False)  # type: ignore[arg-type]
+        return ScopeVerdict(category, small_talk=False)  # type: ignore[arg-type]  # a Category: checked at load
     words = folded.split()
     # Small talk only when the message is short: "cảm ơn, còn lệ phí thì sao" is a question.
     if len(words) <= 6:
         for category, talk in rules.small_talk.items():
             if talk.search(folded):
-                return ScopeVerdict(category, small_talk=True)  # type: ignore[arg-type]
+                return ScopeVerdict(category, small_talk=True)  # type: ignore[arg-type]  # checked at load
     return None

@@ -108,12 +108,17 @@ def question_levels(text: str) -> set[str]:
 
 
 def procedure_levels(proc: Procedure) -> set[str]:
-    """Levels the procedure is done at; a title naming one level ("thực hiện tại cấp tỉnh") wins over the field."""
+    """Levels the procedure is done at; a title naming one level ("thực hiện tại cấp tỉnh") wins over the field.
+
+    A title naming the district level ("thực hiện tại cấp huyện", gone since 1 July 2025) says nothing about
+    today's level: the record's own field does (the portal's "Cấp thực hiện", e.g. "Cấp xã")."""
     match = _TITLE_LEVEL_RE.search(fold(proc.title))
-    if match:
+    if match and (match.group(2) or match.group(3)) != "huyen":
         named = match.group(2) or match.group(3)
-        return {"bo" if named in ("trung uong", "bo") else "tinh" if named in ("tinh", "huyen") else "xa"}
-    return set(proc.levels) - {"khac"} or {"khac"}
+        return {"bo" if named in ("trung uong", "bo") else "tinh" if named == "tinh" else "xa"}
+    levels: set[str] = set(proc.levels)
+    levels.discard("khac")
+    return levels or {"khac"}
 
 
 _LEVEL_QUALIFIER_RE = re.compile(r"\b(thuc hien )?tai (cap (trung uong|tinh|xa|huyen)[, ]*)+")

@@ -16,15 +16,17 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse_many
 from prometheus_client import Counter
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from bot.config import Settings
 from bot.console.audit import record
 from bot.metrics import REGISTRY
 from bot.schema import login_attempts, staff_sessions, staff_users
@@ -91,7 +93,7 @@ class LoginLimits:
         return cls(windows(account), windows(address), windows(account_total))
 
     @classmethod
-    def from_settings(cls, settings) -> LoginLimits:  # noqa: ANN001 - bot.config.Settings
+    def from_settings(cls, settings: Settings) -> LoginLimits:
         return cls.parse(settings.console_login_account_limit, settings.console_login_address_limit,
                          settings.console_login_account_total_limit)
 
@@ -141,7 +143,7 @@ def check_password(password: str) -> str:
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise AccountError("Vai trò phải là viewer, editor hoặc admin.")
-    return role  # type: ignore[return-value]
+    return role
 
 
 class StaffStore:
@@ -211,14 +213,14 @@ class StaffStore:
             record(conn, actor, "user.enable" if active else "user.disable", "user", name, {})
 
     @staticmethod
-    def _username(conn, user_id: int) -> str:  # noqa: ANN001 - a connection
+    def _username(conn: Connection, user_id: int) -> str:
         row = conn.execute(select(staff_users.c.username).where(staff_users.c.id == user_id)).first()
         if row is None:
             raise AccountError("Không có tài khoản này.")
         return row[0]
 
     @staticmethod
-    def _keep_an_admin(conn, user_id: int) -> None:  # noqa: ANN001
+    def _keep_an_admin(conn: Connection, user_id: int) -> None:
         """Refuse to demote or disable the last active administrator: nobody could manage accounts afterwards."""
         others = conn.execute(select(func.count()).select_from(staff_users).where(
             staff_users.c.role == "admin", staff_users.c.active.is_(True), staff_users.c.id != user_id)).scalar_one()
@@ -250,7 +252,7 @@ class StaffStore:
         self.forget(attempt_id)  # a refused attempt verified nothing: it does not count against anyone later
         return Admission(None, *refusal)
 
-    def _over_limit(self, conn, name: str, address: str, limits: LoginLimits,  # noqa: ANN001 - a connection
+    def _over_limit(self, conn: Connection, name: str, address: str, limits: LoginLimits,
                     now: float) -> tuple[str, float, int, float] | None:
         """(which limit, seconds to wait, allowed failures, window) of the first limit this attempt exceeds."""
         failed = login_attempts.c.success.is_(False)
@@ -258,7 +260,9 @@ class StaffStore:
         mine = (login_attempts.c.username == name, login_attempts.c.ip == address)
         # strict: this account from this address, since its last success from here
         last_ok = conn.execute(select(func.max(login_attempts.c.created_at)).where(ok, *mine)).scalar_one()
-        keys = [("account", limits.account, (failed, *mine, login_attempts.c.created_at > (last_ok or 0)))]
+        # (limit name, its windows, the conditions that select the failures it counts)
+        keys: list[tuple[str, tuple[tuple[int, int], ...], tuple[Any, ...]]] = [
+            ("account", limits.account, (failed, *mine, login_attempts.c.created_at > (last_ok or 0)))]
         # one address, whatever the accounts it tries
         keys.append(("address", limits.address, (failed, login_attempts.c.ip == address)))
         # loose: this account from every address, since its last success — not for an address it signed in from
@@ -290,6 +294,7 @@ class StaffStore:
             row = conn.execute(select(staff_users).where(staff_users.c.username == name)).first()
         user = dict(row._mapping) if row else None
         PASSWORD_VERIFICATIONS.inc()
+        ok: bool
         try:
             ok = self.hasher.verify(user["password_hash"] if user else self._dummy(), password[:MAX_PASSWORD_CHARS])
         except (VerificationError, InvalidHashError):
@@ -308,7 +313,7 @@ class StaffStore:
         (action, actor, target username, detail) in the same transaction."""
         now = time.time()
         with self.db.begin() as conn:
-            if result.outcome == "success":
+            if result.outcome == "success" and result.user is not None:
                 conn.execute(update(login_attempts).where(login_attempts.c.id == attempt_id).values(success=True))
                 values: dict = {"last_login_at": now}
                 if result.new_hash:

@@ -22,7 +22,7 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_middleware(SecurityHeaders)
-    app.add_exception_handler(ConsoleError, console_error)
+    app.exception_handler(ConsoleError)(console_error)  # the decorator's typing accepts a handler of a subclass
 
     @app.get("/api/messages", tags=["chat"], responses={403: {"description": "Not a signed web chat session id."}})
     async def staff_messages(request: Request, session_id: str = Query(min_length=1, max_length=128),

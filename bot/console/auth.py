@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.console.accounts import Role, StaffSession
 from bot.ratelimit import address_key, client_host
@@ -96,7 +97,7 @@ def staff(role: Role) -> Callable[[Request], Awaitable[StaffSession]]:
                                         "thử lại.")
         return session
 
-    dependency.role = role  # type: ignore[attr-defined] - read by the tests' route table check
+    dependency.role = role  # type: ignore[attr-defined]  # read by the tests' route table check
     return dependency
 
 
@@ -115,10 +116,10 @@ def safe_next(target: str | None) -> str:
 class SecurityHeaders:
     """Pure ASGI: security headers on every console response (and no caching of the web chat's staff messages)."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001 - an ASGI app
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path == "/api/messages":
             extra = [(b"cache-control", b"no-store")]
@@ -136,7 +137,7 @@ class SecurityHeaders:
             return
         names = {name for name, _ in extra}
 
-        async def send_with_headers(message) -> None:  # noqa: ANN001
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
                 message = {**message, "headers": headers + extra}

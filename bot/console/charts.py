@@ -114,8 +114,8 @@ def line_chart(labels: Sequence[str], lines: Sequence[tuple[str, Sequence[float 
     dashed horizontal lines (value, label, css class). A missing value (no data that period) breaks the line."""
     frame = _Frame(labels, 1.0, percent=True)
     body = frame.axes()
-    for n, (value, label, css) in enumerate(targets):
-        y = frame.y(value)
+    for n, (target, label, css) in enumerate(targets):
+        y = frame.y(target)
         body.append(f'<line class="target {css}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                     f'stroke="#b26a00" stroke-dasharray="6 4"/>')
         # the first label above its line, the others below theirs: close targets (90 %, 95 %) stay readable

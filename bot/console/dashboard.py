@@ -26,7 +26,9 @@ def kpi_query(request: Request) -> dict:
     """The dashboard's choices from the address, checked: period, channel, window (dates in Vietnam's time,
     both inclusive) and whether simulated data counts. Unusable values fall back to the defaults."""
     q = request.query_params
-    period = q.get("period") if q.get("period") in PERIOD_LABELS else "day"
+    period = q.get("period", "day")
+    if period not in PERIOD_LABELS:
+        period = "day"
     channel = q.get("channel") if q.get("channel") in CHANNEL_LABELS else None
     days: dict[str, date | None] = {}
     for name in ("start", "end"):
@@ -81,7 +83,7 @@ def _state(value: float | None, good: float, fair: float | None = None) -> str:
 def cards(summary: dict, targets: dict) -> list[dict]:
     csat, resolution = summary["csat"], summary["resolution_rate"]
     hotline = targets["hotline_resolution"]
-    out = [
+    out: list[dict] = [
         {"label": "Số cuộc hội thoại", "value": number(summary["conversations"]),
          "notes": [f"{number(summary['conversations_per_day'], 1)} cuộc mỗi ngày",
                    f"{number(summary['turns'])} lượt hỏi đáp"], "state": ""},

@@ -44,7 +44,7 @@ from bot.console.services import Console, console_of
 from bot.console.signin import Decision, audit_name
 from bot.console.store import PUSH_CHANNELS, AlreadyResolved
 from bot.console.templating import CHANNEL_LABELS, render
-from bot.faq import MAX_PROCEDURE_CHARS, FaqError
+from bot.faq import MAX_PROCEDURE_CHARS, FaqError, FaqStore
 from bot.kpis import compute_kpis, kpis_csv
 from bot.privacy import mask
 
@@ -109,7 +109,7 @@ def pages(total: int) -> int:
     return max(1, math.ceil(total / PAGE_SIZE))
 
 
-def faqs_of(request: Request):  # noqa: ANN201 - bot.faq.FaqStore
+def faqs_of(request: Request) -> FaqStore:
     store = getattr(request.app.state.assistant, "faqs", None)
     if store is None:
         raise ConsoleError(503, "Kho câu hỏi thường gặp chưa sẵn sàng trên máy chủ này.")
@@ -196,9 +196,9 @@ _SIGN_IN_FAILED = "Tên đăng nhập hoặc mật khẩu không đúng, hoặc 
 
 def sign_in_refusal(decision: Decision) -> tuple[int, str]:
     """The status and the Vietnamese message of a refused sign-in."""
-    if decision.outcome == "limited":
+    if decision.outcome == "limited" and decision.admission is not None:
         a = decision.admission
-        return 429, (f"Đã có quá nhiều lần đăng nhập sai {_LIMIT_SCOPES.get(a.limit, '')} ({a.allowed} lần trong "
+        return 429, (f"Đã có quá nhiều lần đăng nhập sai {_LIMIT_SCOPES.get(a.limit or '', '')} ({a.allowed} lần trong "
                      f"{_minutes(a.window_s)}). Vui lòng thử lại sau {_minutes(a.retry_after)} hoặc liên hệ quản "
                      "trị viên.")
     if decision.outcome == "busy":

@@ -9,6 +9,7 @@ import time
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import Select, Subquery
 
 from bot.console.audit import record
 from bot.schema import channel_outbox, handoff_tickets, ratings, review_items, staff_replies, turns
@@ -24,7 +25,7 @@ class AlreadyResolved(Exception):
     """Another staff member resolved this review item first."""
 
 
-def _lowest_rating():  # noqa: ANN202 - a subquery
+def _lowest_rating() -> Subquery:
     return (select(ratings.c.session_id, func.min(ratings.c.score).label("score"))
             .group_by(ratings.c.session_id).subquery("lowest_rating"))
 
@@ -34,7 +35,7 @@ class ConsoleStore:
         self.db = db
 
     # ---- review queue --------------------------------------------------------------------------------------------
-    def _review_query(self, columns: list, channel: str | None):  # noqa: ANN202 - a Select
+    def _review_query(self, columns: list, channel: str | None) -> Select:
         """Turns that need a person and nobody resolved yet: declined, not known, a fallback (not unreadable input),
         a low NLU confidence, or in a conversation the citizen rated LOW_RATING or lower."""
         lowest = _lowest_rating()

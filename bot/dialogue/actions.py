@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -71,11 +72,12 @@ def state_of(tracker: Tracker) -> ConversationState:
         options=list(tracker.get_slot("pending_options") or []),
         misses=int(tracker.get_slot("misses") or 0),
     )
-    if state.procedure is None and not state.options:
-        # A turn answered without Rasa (degraded mode) left its state only in the conversation store.
-        stored = assistant().store.load(tracker.sender_id)
-        if stored.procedure is not None:
-            return stored
+    # The place the citizen named (bot.places) has no slot: it is read from the conversation store, which every
+    # turn's state is saved to; a turn answered without Rasa (degraded mode) left its whole state only there.
+    stored = assistant().store.load(tracker.sender_id)
+    if state.procedure is None and not state.options and stored.procedure is not None:
+        return stored
+    state.place = stored.place
     return state
 
 
@@ -98,6 +100,7 @@ def payload(reply: Reply, state: ConversationState | None) -> dict:
         "outcome": reply.outcome,
         "engine_intent": reply.intent,
         "state": state.to_dict() if state is not None else None,
+        "answer": reply.answer,  # the structured answer of the JSON contract (bot.answer.structured)
     }
 
 
@@ -109,7 +112,10 @@ def utter_reply(dispatcher: CollectingDispatcher, reply: Reply, state: Conversat
     dispatcher.utter_message(text=reply.reply, buttons=option_buttons(state) or None, json_message=payload(reply, state))
 
 
-async def engine_call(fn, *args):  # noqa: ANN001, ANN202
+T = TypeVar("T")
+
+
+async def engine_call(fn: Callable[..., T], *args: object) -> T:
     """Run a (CPU-bound) engine call off the event loop; the assistant serialises inference itself."""
     return await asyncio.to_thread(fn, *args)
 
@@ -214,7 +220,7 @@ class ActionChooseOption(Action):
         code = resolve_option(option, facts, state.options, intent)
         if code is not None:
             reply, new_state = await engine_call(assistant().engine.describe, code, latest_text(tracker),
-                                                 state.aspects or ["general"])
+                                                 state.aspects or ["general"], state)
             utter_reply(dispatcher, reply, new_state)
             return slots_for(new_state)
         if state.options and (option or intent in ("affirm", "choose_option")):

@@ -27,14 +27,30 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import Settings
 from bot.domain import ConversationState, Option, Reply, Source
 
+if TYPE_CHECKING:  # Rasa is imported when the dialogue layer loads, not by every importer of this module
+    from rasa.core.agent import Agent
+    from rasa.core.featurizers.precomputation import MessageContainerForCoreFeaturization
+    from rasa.core.policies.policy import PolicyPrediction
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.utils.endpoints import EndpointConfig
+
+    from bot.dialogue.tracker_store import CachingSQLTrackerStore
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# async (session_id, text) -> Reply: the engine's answer with the stored conversation state
+SecondOpinion = Callable[[str, str], Awaitable[Reply]]
 
 
 # Intents answered without the engine (a fixed reply, a rating, a handoff…). When the classifier picks one of
@@ -70,7 +86,7 @@ class InProcessActions:
     answer; this gives it the same answer from rasa-sdk's own executor, without HTTP.
     """
 
-    def __new__(cls, package: str):  # noqa: ANN204 - returns an EndpointConfig subclass instance
+    def __new__(cls, package: str) -> EndpointConfig:  # an instance of an EndpointConfig subclass
         from rasa.utils.endpoints import EndpointConfig
         from rasa_sdk.executor import ActionExecutor
 
@@ -83,13 +99,13 @@ class InProcessActions:
                 self.executor.register_package(package)
 
             async def request(self, method: str = "post", subpath: str | None = None, content_type: str | None = None,
-                              compress: bool = False, **kwargs: Any) -> Any:  # noqa: ANN401
+                              compress: bool = False, **kwargs: Any) -> dict[str, Any] | None:
                 return await self.executor.run(kwargs["json"])
 
         return _Endpoint()
 
 
-def tracker_store_for(settings: Settings, domain: Any):  # noqa: ANN001, ANN201, ANN401
+def tracker_store_for(settings: Settings, domain: Domain) -> CachingSQLTrackerStore:
     """Rasa's SQL tracker store on the configured database (a SQLite file beside the assistant's by default),
     keeping the conversations in flight in memory (bot.dialogue.tracker_store)."""
     from sqlalchemy import create_engine, event
@@ -113,8 +129,10 @@ def tracker_store_for(settings: Settings, domain: Any):  # noqa: ANN001, ANN201,
         store.engine.dispose()
         store.engine, store.sessionmaker = engine, sessionmaker(bind=engine)
         return store
+    # the URL's query (e.g. ?options=-csearch_path=… for a PostgreSQL schema) is kept, as Rasa's own URL does
     return CachingSQLTrackerStore(domain=domain, dialect=url.drivername, host=url.host, port=url.port,
-                                  db=url.database, username=url.username, password=url.password)
+                                  db=url.database, username=url.username, password=url.password,
+                                  query=dict(url.query) or None)
 
 
 def compile_action_result_schema() -> None:
@@ -135,7 +153,7 @@ def compile_action_result_schema() -> None:
     schema = RemoteAction.action_response_format_spec()
     validator = validator_for(schema)(schema)
 
-    def validate(self, result: dict) -> bool:  # noqa: ANN001 - replaces RemoteAction._validate_action_result
+    def validate(self: RemoteAction, result: dict) -> bool:  # replaces RemoteAction._validate_action_result
         error = best_match(validator.iter_errors(result))
         if error is None:
             return True
@@ -184,7 +202,7 @@ def cache_event_types() -> None:
     Event._vna_cached = True
 
 
-def _canonical(value: Any) -> Any:  # noqa: ANN401
+def _canonical(value: object) -> object:
     if isinstance(value, dict):
         return [[str(k), _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
     if isinstance(value, (frozenset, set)):
@@ -215,8 +233,10 @@ def memoize_ted_predictions(size: int = 4096) -> None:
     original = TEDPolicy.predict_action_probabilities
 
     @functools.wraps(original)  # the signature Rasa validates when it trains (see batch_diet_inference)
-    def predict_action_probabilities(self, tracker, domain, rule_only_data=None, precomputations=None,  # noqa: ANN001, ANN202
-                                     **kwargs):  # noqa: ANN003
+    def predict_action_probabilities(self: TEDPolicy, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: dict[str, Any] | None = None,
+                                     precomputations: MessageContainerForCoreFeaturization | None = None,
+                                     **kwargs: Any) -> PolicyPrediction:
         if self.model is None or self.only_e2e or TEXT in (self.fake_features or {}):
             return original(self, tracker, domain, rule_only_data, precomputations, **kwargs)
         states = self._prediction_states(tracker, domain, False, rule_only_data)
@@ -251,7 +271,7 @@ def skip_remote_validation_in_process() -> None:
         return
     validate = RemoteAction._validate_action_result
 
-    def _validate(self, result: dict) -> bool:  # noqa: ANN001
+    def _validate(self: RemoteAction, result: dict) -> bool:
         if getattr(self.action_endpoint, "in_process", False):
             return True
         return validate(self, result)
@@ -260,7 +280,7 @@ def skip_remote_validation_in_process() -> None:
     RemoteAction._vna_in_process_trusted = True
 
 
-def trust_certain_rules(processor: Any) -> bool:  # noqa: ANN401 - rasa.core.processor.MessageProcessor
+def trust_certain_rules(processor: MessageProcessor) -> bool:
     """Skip the other policies when RulePolicy is certain, as the policy ensemble would pick it anyway.
 
     Every turn makes two predictions (the action, then ``action_listen``) and each runs RulePolicy,
@@ -307,7 +327,7 @@ def trust_certain_rules(processor: Any) -> bool:  # noqa: ANN401 - rasa.core.pro
     ensemble = nodes[target]._component
     original = type(processor)._predict_next_with_tracker
 
-    def predict(tracker: Any) -> Any:  # noqa: ANN401
+    def predict(tracker: DialogueStateTracker) -> PolicyPrediction:
         if tracker.followup_action:
             return original(processor, tracker)
         last_action = next((e for e in reversed(tracker.events)
@@ -344,7 +364,7 @@ def batch_diet_inference() -> None:
     # wraps: Rasa validates a graph component's run function by its signature (List[Message] -> List[Message])
     # when it trains a model, which a process that loaded one may do again
     @functools.wraps(original)
-    def process(self, messages: list) -> list:  # noqa: ANN001
+    def process(self: DIETClassifier, messages: list[Message]) -> list[Message]:
         if (self.model is None or len(messages) < 2 or self._execution_context.should_add_diagnostic_data
                 or not self.component_config[INTENT_CLASSIFICATION]):
             return original(self, messages)
@@ -365,7 +385,7 @@ def batch_diet_inference() -> None:
     DIETClassifier._vna_batched = True
 
 
-def warm_up_nlu(processor: Any) -> None:  # noqa: ANN401 - rasa.core.processor.MessageProcessor
+def warm_up_nlu(processor: MessageProcessor) -> None:
     """Parse a message alone and two together once at load, so TensorFlow traces DIET's inference for both shapes
     now rather than in a citizen's first turns (~0.5 s each)."""
     from rasa.core.channels.channel import UserMessage
@@ -388,7 +408,7 @@ class BatchedParser:
     each parse exactly as ``MessageProcessor.parse_message`` does. A lone message is a batch of one.
     """
 
-    def __init__(self, processor: Any, max_batch: int = 32) -> None:  # noqa: ANN401
+    def __init__(self, processor: MessageProcessor, max_batch: int = 32) -> None:
         self.processor = processor
         self.max_batch = max_batch
         self._waiting: list[tuple[str, Any]] = []
@@ -448,12 +468,11 @@ class BatchedParser:
 class Dialogue:
     """The loaded Rasa agent, with the bookkeeping /health shows."""
 
-    def __init__(self, settings: Settings, agent: Any, second_opinion: Any = None) -> None:  # noqa: ANN401
+    def __init__(self, settings: Settings, agent: Agent, second_opinion: SecondOpinion | None = None) -> None:
         self.settings = settings
         self.agent = agent
         # Rasa's own parse when an external NLU server is configured, else batched (BatchedParser)
         self.parser = None if agent.processor.http_interpreter else BatchedParser(agent.processor)
-        # async (session_id, text) -> Reply: the engine's answer with the stored conversation state
         self.second_opinion = second_opinion
         self._lock = threading.Lock()
         self.turns = 0
@@ -463,7 +482,7 @@ class Dialogue:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def load(cls, settings: Settings, model_path: Path, second_opinion: Any = None) -> Dialogue:  # noqa: ANN401
+    def load(cls, settings: Settings, model_path: Path, second_opinion: SecondOpinion | None = None) -> Dialogue:
         from bot.nlu.train import quiet_rasa
 
         quiet_rasa()
@@ -478,8 +497,12 @@ class Dialogue:
             endpoint = EndpointConfig(url=settings.action_endpoint)
         else:
             endpoint = InProcessActions("bot.dialogue.actions")
-        # the agent wraps the store in Rasa's FailSafeTrackerStore and gives it the model's domain
-        agent = Agent.load(str(model_path), action_endpoint=endpoint, tracker_store=tracker_store_for(settings, None))
+        from bot.dialogue.lock_store import lock_store_for
+
+        # the agent wraps the store in Rasa's FailSafeTrackerStore and gives it the model's domain; without
+        # VNA_REDIS_URL the lock store is None and the agent keeps one conversation's messages in order in memory
+        agent = Agent.load(str(model_path), action_endpoint=endpoint, tracker_store=tracker_store_for(settings, None),
+                           lock_store=lock_store_for(settings))
         skip_remote_validation_in_process()
         if settings.dialogue_rule_shortcut and not trust_certain_rules(agent.processor):
             log.info("the rule shortcut does not apply to this model; every prediction runs all policies")
@@ -528,17 +551,22 @@ class Dialogue:
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
 
-    def call(self, fn: Any, *args: Any) -> Any:  # noqa: ANN401
+    def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run a plain function in the dialogue's thread and wait for its result (from any other thread)."""
-        async def run() -> Any:  # noqa: ANN401
+        async def run() -> T:
             return fn(*args)
 
         if self._loop is None:
             return fn(*args)
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
-    async def handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
+    async def handle(self, session_id: str, text: str, channel: str,
+                     on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None) -> DialogueTurn:
         """One turn through Rasa, run on the dialogue's loop; awaitable from any event loop.
+
+        ``on_reply`` (awaited on the dialogue's loop) stores the turn while the conversation's lock is still held, so
+        the next message of this conversation — on this instance or, with the Redis lock store, on another — starts
+        from the state this turn saved. Once it has started it runs to its end even if the caller gives up.
 
         Cancelling the caller (a timeout) cancels the turn on the dialogue's loop as soon as that loop gets
         control back."""
@@ -550,28 +578,34 @@ class Dialogue:
         except RuntimeError:  # pragma: no cover - handle is a coroutine: awaited on some loop
             running = None
         if running is loop:
-            return await self._handle(session_id, text, channel)
+            return await self._handle(session_id, text, channel, on_reply)
         try:
             return await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._handle(session_id, text, channel), loop))
+                asyncio.run_coroutine_threadsafe(self._handle(session_id, text, channel, on_reply), loop))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # the caller gave up (a timeout): as any cancellation
             raise DialogueError("the dialogue layer stopped during the turn") from None  # closed under it
 
-    async def _handle(self, session_id: str, text: str, channel: str) -> DialogueTurn:
+    async def _handle(self, session_id: str, text: str, channel: str,
+                      on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None) -> DialogueTurn:
         from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
         parsed = await (self.parser.parse(text) if self.parser else self.agent.parse_message(text))
         parse = await self.arbitrate(session_id, text, parsed)
         intent = (parse.get("intent") or {}).get("name")
         message = UserMessage(text, CollectingOutputChannel(), session_id, input_channel=channel, parse_data=parse)
-        messages = await self.agent.handle_message(message)
-        if not messages:
-            raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")
-        turn = self._merge(text, intent, messages)
-        turn.confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
+        # what Agent.handle_message does (the conversation's lock around the processor), with the turn stored
+        # before the lock is released
+        async with self.agent.lock_store.lock(session_id):
+            messages = await self.agent.processor.handle_message(message)
+            if not messages:
+                raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")
+            turn = self._merge(text, intent, messages)
+            turn.confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
+            if on_reply is not None:
+                await asyncio.shield(on_reply(turn))
         return turn
 
     async def arbitrate(self, session_id: str, text: str, parse: dict) -> dict:
@@ -602,8 +636,10 @@ class Dialogue:
         return parse | {"intent": {"name": chosen, "confidence": confidence}, "overruled_intent": name}
 
     def _merge(self, text: str, intent: str | None, messages: list[dict]) -> DialogueTurn:
-        texts, buttons, sources = [], [], []
-        fallback, outcome, state, engine_intent = False, "small_talk", None, None
+        texts: list[str] = []
+        buttons: list[Option] = []
+        sources: list[Source] = []
+        fallback, outcome, state, engine_intent, answer = False, "small_talk", None, None, None
         for m in messages:
             if m.get("text"):
                 texts.append(m["text"])
@@ -616,6 +652,7 @@ class Dialogue:
             fallback = fallback or bool(custom.get("fallback"))
             outcome = custom.get("outcome") or outcome
             engine_intent = engine_intent or custom.get("engine_intent")
+            answer = answer or custom.get("answer")
             if custom.get("state") is not None:
                 state = ConversationState.from_dict(custom["state"])
         if intent in ("out_of_scope", "nlu_fallback") and outcome == "small_talk":
@@ -625,7 +662,7 @@ class Dialogue:
         if outcome == "answered" and intent in _VAGUE_INTENTS and engine_intent not in (None, "ask_general"):
             # "lệ phí đăng ký kết hôn": the classifier saw a procedure name, the engine also saw what was asked
             intent = engine_intent
-        reply = Reply(text, "\n\n".join(texts), intent, fallback, sources, outcome=outcome)
+        reply = Reply(text, "\n\n".join(texts), intent, fallback, sources, outcome=outcome, answer=answer)
         return DialogueTurn(reply, state, buttons)
 
     def record(self, ok: bool, error: str | None = None) -> None:

@@ -82,7 +82,7 @@ def check_turn(expect: dict, result: dict, previous_source: str | None, store: C
         problems.append(f"source {(first or {}).get('id')!r}, expected one of {expect['source_in']}")
     if "source_kind" in expect and (first or {}).get("kind") != expect["source_kind"]:
         problems.append(f"source kind {(first or {}).get('kind')!r}, expected {expect['source_kind']!r}")
-    if expect.get("same_source") and ((first or {}).get("id") is None or first["id"] != previous_source):
+    if expect.get("same_source") and (first is None or first.get("id") is None or first["id"] != previous_source):
         problems.append(f"source {(first or {}).get('id')!r}, expected the previous one {previous_source!r}")
     if "fallback" in expect and result.get("fallback") != expect["fallback"]:
         problems.append(f"fallback {result.get('fallback')}, expected {expect['fallback']}")

@@ -23,15 +23,57 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import SessionStarted
+import sqlalchemy.orm
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 
 log = logging.getLogger(__name__)
+
+
+# PostgreSQL advisory lock id held while Rasa creates its table ("vna" + 1; bot.db's migrations take "vna")
+_CREATE_LOCK_KEY = 0x766E62
+
+
+@contextmanager
+def _creating_tables(kwargs: dict) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while ``SQLTrackerStore.__init__`` creates its ``events`` table.
+
+    Rasa checks whether the table exists, then creates it. Instances starting together on an empty database both
+    see no table and both create it: one fails with ``UniqueViolation … pg_type_typname_nsp_index`` (or
+    ``pg_class_relname_nsp_index``), which Rasa logs before sleeping 5 s and trying again. Under the lock the second
+    instance waits for the first to commit, then finds the table. The lock is taken on a connection of its own and
+    released as soon as the store exists; other databases (SQLite: one writer at a time) need nothing."""
+    url = SQLTrackerStore.get_db_url(**{k: kwargs[k] for k in ("dialect", "host", "port", "db", "username",
+                                                              "password", "login_db", "query") if k in kwargs})
+    if sa.engine.make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    # Rasa's own connection settings (a schema from POSTGRESQL_SCHEMA), one connection, not a pool
+    connect_args = create_engine_kwargs(url).get("connect_args", {})
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+    try:
+        conn = engine.connect()
+    except sa.exc.OperationalError as exc:  # not up yet: Rasa's own loop waits for it (and may race, as before)
+        log.warning("tracker store: no table-creation lock (%s); Rasa waits for the database", type(exc).__name__)
+        engine.dispose()
+        yield
+        return
+    try:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CREATE_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _CREATE_LOCK_KEY})
+    finally:
+        conn.close()
+        engine.dispose()
 
 
 @dataclass
@@ -44,17 +86,18 @@ class _Kept:
 class CachingSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that skips re-reading a conversation nobody else has changed (see the module doc)."""
 
-    def __init__(self, *args: Any, keep: int = 4096, **kwargs: Any) -> None:  # noqa: ANN401
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, keep: int = 4096, **kwargs: Any) -> None:
+        with _creating_tables(kwargs):
+            super().__init__(*args, **kwargs)
         self.keep = keep
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def _last_id(self, session: Any, sender_id: str) -> int | None:  # noqa: ANN401
+    def _last_id(self, session: sa.orm.Session, sender_id: str) -> int | None:
         return session.query(sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
 
-    def _valid(self, session: Any, sender_id: str) -> _Kept | None:  # noqa: ANN401
+    def _valid(self, session: sa.orm.Session, sender_id: str) -> _Kept | None:
         kept = self._kept.get(sender_id)
         if kept is None:
             return None
@@ -116,7 +159,7 @@ class CachingSQLTrackerStore(SQLTrackerStore):
         else:
             self._keep(tracker, last_id)
 
-    def _row(self, sender_id: str, event: Any) -> Any:  # noqa: ANN401 - SQLEvent, as SQLTrackerStore.save builds it
+    def _row(self, sender_id: str, event: Event) -> SQLTrackerStore.SQLEvent:  # as SQLTrackerStore.save builds it
         data = event.as_dict()
         return self.SQLEvent(
             sender_id=sender_id,

@@ -88,9 +88,13 @@ class PlanDocument:
     title: str
     number: str  # e.g. "180/QĐ-BCĐ"; "" when the document has none
     date: str  # ISO date "2023-06-26"; "" when unknown
-    issuer: str
-    province: str
+    issuer: str  # the issuing body as it was ("Ủy ban nhân dân tỉnh Bà Rịa - Vũng Tàu")
+    province: str  # the province the plan is of, as it was when issued
     ocr_damaged: bool = False
+    # the province's successor since the 2025 reorganisation ("Thành phố Hồ Chí Minh") and since when (ISO date);
+    # "" when the province still exists as it was
+    successor: str = ""
+    successor_since: str = ""
 
 
 @dataclass

@@ -47,6 +47,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -457,11 +458,10 @@ def _parse_tab_table(lines: list[str], table: _Table) -> None:
             table.rows.append(_Row({"content": content}, roman.group(1) if roman else no, group=True))
             continue
 
-        continuation = prev is not None and (
+        if prev is not None and (  # a continuation of the previous row
             (not no and (not content or content[:1].islower() or not _cell_complete(prev.cells.get("content", ""))))
             or (no and no == prev.no and not prev.group)
-        )
-        if continuation:
+        ):
             prev.cells["content"] = _merge_cell(prev.cells.get("content", ""), content)
             for k, v in data.items():
                 target = _best_column(prev, k, v, pairs) if v[:1].islower() else k
@@ -1000,13 +1000,14 @@ def _doc_label(doc: PlanDocument) -> str:
 
 
 class _Builder:
-    def __init__(self, doc: PlanDocument, repairer: OcrRepairer | None):
+    def __init__(self, doc: PlanDocument, repairer: OcrRepairer | None) -> None:
         self.doc = doc
         self.repairer = repairer
         self.passages: list[PlanPassage] = []
         self.label = _doc_label(doc)
 
-    def add(self, kind: str, heading: str, text: str, fields: dict[str, str] | None = None) -> None:
+    def add(self, kind: Literal["section", "table_row"], heading: str, text: str,
+            fields: dict[str, str] | None = None) -> None:
         text = text.strip()
         if not text:
             return
@@ -1019,7 +1020,7 @@ class _Builder:
             PlanPassage(
                 passage_id=f"{self.doc.doc_id}#{len(self.passages) + 1}",
                 doc_id=self.doc.doc_id,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 heading=heading,
                 text=text,
                 search_text=search,
@@ -1300,6 +1301,13 @@ def _plans_dir(knowledge_dir: Path) -> Path:
     return knowledge_dir
 
 
+def _iso(value: object) -> str:
+    """A YAML date (parsed or quoted) as an ISO string; "" when absent."""
+    if not value:
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def load_plan_documents(knowledge_dir: Path) -> list[PlanDocument]:
     """Metadata of the plan documents, from ``plans/documents.yml`` (order of the file)."""
     path = _plans_dir(knowledge_dir) / "documents.yml"
@@ -1307,16 +1315,17 @@ def load_plan_documents(knowledge_dir: Path) -> list[PlanDocument]:
     entries = data.get("documents", data) if isinstance(data, dict) else data
     docs = []
     for e in entries:
-        date = e.get("date") or ""
         docs.append(
             PlanDocument(
                 doc_id=str(e["doc_id"]),
                 title=str(e["title"]),
                 number=str(e.get("number") or ""),
-                date=date.isoformat() if hasattr(date, "isoformat") else str(date),
+                date=_iso(e.get("date")),
                 issuer=str(e.get("issuer") or ""),
                 province=str(e.get("province") or ""),
                 ocr_damaged=bool(e.get("ocr_damaged", False)),
+                successor=str(e.get("successor") or ""),
+                successor_since=_iso(e.get("successor_since")),
             )
         )
     return docs

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge.models import LegalBasis, Procedure, RequiredDocument, SubmissionChannel
+from bot.knowledge.models import ChannelKind, LegalBasis, Level, Procedure, RequiredDocument, SubmissionChannel
 
 NATIONAL_FILE = "procedures/national_procedures.jsonl.gz"
 DEFENCE_FILE = "procedures/defence_procedures.jsonl.gz"
@@ -47,7 +47,7 @@ CHECKED_FIELDS = (*CORE_FIELDS, "results", "steps")
 # --------------------------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> str:
+def _clean(value: object) -> str:
     """Strip a scalar field and treat the portal's "no information" placeholder as empty."""
     if value is None:
         return ""
@@ -55,7 +55,7 @@ def _clean(value: Any) -> str:
     return "" if text.rstrip(".") in (NO_INFO, "") else text
 
 
-def _nfc(value: Any) -> Any:
+def _nfc(value: Any) -> Any:  # noqa: ANN401 - any JSON value, returned in the same shape
     """NFC-normalise every string in a record: about 600 records spell Vietnamese with combining marks
     ("PHU" + U+0323), which no vocabulary regex below would match."""
     if isinstance(value, str):
@@ -89,12 +89,12 @@ def _is_upper(ch: str) -> bool:
 # Levels
 # --------------------------------------------------------------------------------------------------
 
-_LEVELS = {"cấp xã": "xa", "cấp tỉnh": "tinh", "cấp bộ": "bo", "cơ quan khác": "khac"}
+_LEVELS: dict[str, Level] = {"cấp xã": "xa", "cấp tỉnh": "tinh", "cấp bộ": "bo", "cơ quan khác": "khac"}
 
 
-def parse_levels(label: str) -> list[str]:
+def parse_levels(label: str) -> list[Level]:
     """Map a level label to codes: "Cấp bộ, Cấp tỉnh" -> ["bo", "tinh"] (case-insensitive: "Cấp Bộ")."""
-    levels: list[str] = []
+    levels: list[Level] = []
     for part in _clean(label).split(","):
         level = _LEVELS.get(_squash(part).lower())
         if level and level not in levels:
@@ -194,7 +194,7 @@ _LEGAL_BARE_END_RE = re.compile(r"\d{1,4}/\d{4}\s*$")
 def _is_caps_word(text: str) -> bool:
     """True when text starts with an all-capitals word followed by a space ("QUY ĐỊNH", "LUẬT  HÀNG")."""
     m = re.match(r"(\w{2,})\s", text)
-    return bool(m) and m.group(1).isupper()
+    return m is not None and m.group(1).isupper()
 
 
 def _code_token_end(text: str, pos: int) -> int:
@@ -271,7 +271,7 @@ def find_legal_numbers(text: str) -> Iterator[tuple[int, int]]:
 # Channels: "Hình thức nộpThời gianPhí, lệ phíMô tả" + rows of <label><time><fee>[(<fee note>)]<description>
 # --------------------------------------------------------------------------------------------------
 
-CHANNEL_LABELS = {"Trực tiếp": "in_person", "Trực tuyến": "online", "Dịch vụ bưu chính": "post"}
+CHANNEL_LABELS: dict[str, ChannelKind] = {"Trực tiếp": "in_person", "Trực tuyến": "online", "Dịch vụ bưu chính": "post"}
 _LABEL_RE = "|".join(CHANNEL_LABELS)
 _TIME_UNIT = r"(?:Ngày làm việc|Ngày|Giờ làm việc|Giờ|Tháng|Năm|Tuần|Phút)"
 # Phrases the portal puts in the time cell when there is no duration.
@@ -354,7 +354,7 @@ def parse_channels(text: str) -> tuple[list[SubmissionChannel], bool]:
         label = row["label"]
         channels.append(
             SubmissionChannel(
-                kind=CHANNEL_LABELS[label],  # type: ignore[arg-type]
+                kind=CHANNEL_LABELS[label],
                 label=label,
                 processing_time=_time_text(row["time"]),
                 fee=fee,
@@ -780,7 +780,7 @@ def parse_national(record: dict) -> Procedure:
         url=_clean(record.get("detail_url")) or None,
         source="national",
         decision=_decision(record.get("so_quyet_dinh", "")),
-        levels=parse_levels(level_label),  # type: ignore[arg-type]
+        levels=parse_levels(level_label),
         level_label=level_label,
         kind=_clean(record.get("loai_thu_tuc")),
         domain=_clean(record.get("linh_vuc")),
@@ -800,10 +800,10 @@ def parse_national(record: dict) -> Procedure:
 
 def _defence_channel(row: dict) -> tuple[SubmissionChannel, bool]:
     label = _squash(row.get("hinh_thuc", ""))
-    kind = CHANNEL_LABELS.get(label, "other")
+    kind: ChannelKind = CHANNEL_LABELS.get(label, "other")
     fee = _squash(_clean(row.get("phi_le_phi")).replace("\n", "; "))
     channel = SubmissionChannel(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         label=label,
         processing_time=_squash(_clean(row.get("thoi_han_giai_quyet"))),
         fee=fee,
@@ -886,7 +886,7 @@ def parse_defence(record: dict) -> Procedure:
         url=None,  # the defence records carry no procedure address
         source="defence",
         decision=_decision(meta.get("số_quyết_định", "")),
-        levels=parse_levels(level_label),  # type: ignore[arg-type]
+        levels=parse_levels(level_label),
         level_label=level_label,
         kind=_clean(meta.get("loại_thủ_tục")),
         domain=_clean(meta.get("lĩnh_vực")),

@@ -176,7 +176,7 @@ def find_score(text: str) -> dict[str, Any] | None:
             value = max(1, round(value / 2))
         if 1 <= value <= 5:
             return _entity(line, "score", str(value), first, end)
-    for value, pattern, marks in _SCORE_WORDS:
-        for first, end, _m in line.matches(SyllableRule(value, pattern, marks)):
-            return _entity(line, "score", value, first, end)
+    for score, pattern, marks in _SCORE_WORDS:
+        for first, end, _m in line.matches(SyllableRule(score, pattern, marks)):
+            return _entity(line, "score", score, first, end)
     return None

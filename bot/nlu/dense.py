@@ -66,7 +66,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         encoder = load_encoder(config["model"] or settings.embedding_model, settings.cache_dir, quantize=True)
         self._prefix = encoder.query_prefix
         self._tokenizer = encoder.model.tokenizer
-        self._transformer = encoder.model[0].auto_model
+        transformer = encoder.model.transformers_model  # the first module's transformers model
+        if transformer is None:
+            raise ValueError(f"{config['model'] or settings.embedding_model}: no transformers model inside")
+        self._transformer = transformer
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self.process([m for m in training_data.training_examples if m.get(TEXT)])

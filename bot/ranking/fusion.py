@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numpy as np
 
 from bot.domain import Mode
 from bot.ranking.weights import RankingWeights
@@ -24,8 +24,9 @@ def channel_weights(mode: Mode, question: str, w: RankingWeights) -> ChannelWeig
     return {"hybrid": hybrid, "lexical": lexical_only(w), "dense": (0.0, w.lexical + w.dense)}[mode]
 
 
-def normalised_dense(ids: Sequence[int], sims: Sequence[float]) -> dict[int, float]:
-    """Dense similarities min-max normalised over the channel's own candidates (best 1, last 0)."""
+def normalised_dense(ids: np.ndarray, sims: np.ndarray) -> dict[int, float]:
+    """Dense similarities (the dense index's ids and cosines, best first) min-max normalised over the channel's own
+    candidates (best 1, last 0)."""
     floor = float(sims[-1]) if len(sims) else 0.0
     span = max(float(sims[0]) - floor, 1e-6) if len(sims) else 1.0
     return {int(i): (float(s) - floor) / span for i, s in zip(ids, sims, strict=True)}

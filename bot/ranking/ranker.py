@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bot.domain import Candidate, Mode
+from bot.ranking.followup import asked_variant, moves_on
 from bot.ranking.fusion import channel_weights, lexical_only, normalised_dense
 from bot.ranking.query import QueryFeatures
 from bot.ranking.records import RecordProfiles
@@ -18,7 +19,7 @@ from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
 from bot.retrieval.onnx_encoder import OnnxQueryEncoder
 from bot.text.lexicon import Lexicon
-from bot.understanding import Question
+from bot.understanding import Question, naming_phrases
 
 
 class Ranker:
@@ -42,8 +43,38 @@ class Ranker:
         In hybrid mode the lexical ranking is scored first; when it is decisive (a confident leader well ahead of
         the next candidate) the dense pass is skipped, which saves the transformer pass on about half of the
         questions without changing the answer (docs/evaluation.md, "Skipping the dense pass")."""
-        w, n = self.weights, len(self.index.docs)
+        return self._ranked(self.features(question), mode, None)[:k]
+
+    def rank_in_conversation(self, question: Question, code: str, mode: Mode = "hybrid",
+                             k: int = 10) -> tuple[list[Candidate], bool]:  # fmt: skip
+        """:meth:`rank` for a message in a conversation about the procedure ``code``, and whether the message moves
+        on to its leader (:func:`bot.ranking.followup.moves_on`; the procedure under discussion is scored for the
+        message with the same channels, whether or not it made the pool)."""
+        i = self.records.position.get(code)
         query = self.features(question)
+        ranked = self._ranked(query, mode, i)
+        current = next((c for c in ranked if c.doc_index == i), None)
+        if not ranked or current is None:
+            return ranked[:k], True
+        leader = ranked[0]
+        if not self.confident(leader):
+            return ranked[:k], False
+        phrases = naming_phrases(question.text, self.lexicon)
+        return ranked[:k], moves_on(query, phrases, leader, current, self.records, self.weights)
+
+    def asked_variant(self, question: Question, code: str) -> str:
+        """The variant of the procedure ``code`` under discussion that a message staying on it asks for
+        (:func:`bot.ranking.followup.asked_variant`): ``code`` itself unless the message asks for another level,
+        foreign element, channel, …"""
+        i = self.records.position.get(code)
+        if i is None:
+            return code
+        return self.index.docs[asked_variant(question.prefer, i, self.records, self.weights)].doc_id
+
+    def _ranked(self, query: QueryFeatures, mode: Mode, keep: int | None) -> list[Candidate]:
+        """Every pooled candidate, best first; ``keep`` (a record's position) is pooled whatever its scores."""
+        w, n = self.weights, len(self.index.docs)
+        question = query.question
         lex_all = self.index.lexical.scores(query.search) if mode != "dense" else np.zeros(n, dtype=np.float32)
         lex_max = float(lex_all.max()) if lex_all.size else 0.0
         pool: dict[int, float] = {}
@@ -52,10 +83,12 @@ class Ranker:
             for i in np.argpartition(-lex_all, min(w.candidates, n - 1))[: w.candidates]:
                 if lex_all[i] > 0:
                     pool[int(i)] = 0.0
+        if keep is not None:
+            pool.setdefault(keep, 0.0)  # outside the dense channel's candidates: its normalised dense score is 0
         if mode == "hybrid" and pool and self.skip_dense_when_decisive:
             quick = self.score(pool, cosines, lex_all, lex_max, lexical_only(w), query)
             if self.decisive(quick):
-                return quick[:k]
+                return quick
         if mode != "lexical":
             vector = self.encoder.encode_queries([query.search])[0]
             ids, sims = self.index.dense.search(vector, min(w.candidates, n))
@@ -63,7 +96,7 @@ class Ranker:
             cosines.update({int(i): float(s) for i, s in zip(ids, sims, strict=True)})
         if not pool:
             return []
-        return self.score(pool, cosines, lex_all, lex_max, channel_weights(mode, question.text, w), query)[:k]
+        return self.score(pool, cosines, lex_all, lex_max, channel_weights(mode, question.text, w), query)
 
     def score(self, pool: dict[int, float], cosines: dict[int, float], lex_all: np.ndarray, lex_max: float,
               channels: tuple[float, float], query: QueryFeatures) -> list[Candidate]:  # fmt: skip

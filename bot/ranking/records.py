@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.answer.variants import VariantProfile, unqualified_title
+from bot.answer.variants import VariantProfile, base_title, unqualified_title
 from bot.retrieval.index import KnowledgeIndex
 from bot.text.vietnamese import fold, lexical_tokens
 from bot.understanding import topic_words
@@ -15,7 +15,10 @@ class RecordProfiles:
     """Per record of the index (same positions as ``index.docs``): its words and what its title or document says."""
 
     tokens: list[frozenset[str]]  # the record's lexical tokens
+    position: dict[str, int]  # a procedure's code -> its position in ``index.docs``
     title_words: list[frozenset[str]]  # a procedure title's topic words, without the qualifiers variants judge
+    base_titles: list[str | None]  # a procedure title without variant qualifiers: variants of one procedure share it
+    by_base_title: dict[str, tuple[int, ...]]  # the variants of one procedure: positions sharing a base title
     variants: list[VariantProfile | None]  # a procedure's variant (level, foreign element, operation, …)
     plan_meta: list[tuple[str, str] | None]  # a plan passage's (province, folded; document number, e.g. "2207")
     plan_numbers: frozenset[str]  # every plan document number
@@ -26,6 +29,20 @@ class RecordProfiles:
     # a question the plans do not answer).
     ocr_damaged: list[bool]
 
+    def variant(self, i: int) -> VariantProfile:
+        """The variant profile of procedure record ``i``."""
+        profile = self.variants[i]
+        if profile is None:
+            raise ValueError(f"record {i} is not a procedure")
+        return profile
+
+    def plan(self, i: int) -> tuple[str, str]:
+        """(province, document number) of plan passage ``i``."""
+        meta = self.plan_meta[i]
+        if meta is None:
+            raise ValueError(f"record {i} is not a plan passage")
+        return meta
+
     @classmethod
     def of(cls, index: KnowledgeIndex) -> RecordProfiles:
         kb, docs = index.kb, index.docs
@@ -35,11 +52,19 @@ class RecordProfiles:
             return fold(document.province).lower(), document.number.split("/")[0].strip()
 
         plan_meta = [plan_profile(d.doc_id) if d.kind == "plan" else None for d in docs]
+        base_titles = [base_title(d.title) if d.kind == "procedure" else None for d in docs]
+        by_base_title: dict[str, tuple[int, ...]] = {}
+        for i, base in enumerate(base_titles):
+            if base is not None:
+                by_base_title[base] = (*by_base_title.get(base, ()), i)
         return cls(
             tokens=[frozenset(lexical_tokens(d.lexical_text)) for d in docs],
+            position={d.doc_id: i for i, d in enumerate(docs) if d.kind == "procedure"},
             # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
             title_words=[frozenset(topic_words(unqualified_title(d.title))) if d.kind == "procedure" else frozenset()
                          for d in docs],  # fmt: skip
+            base_titles=base_titles,
+            by_base_title=by_base_title,
             variants=[VariantProfile.of(kb.procedures[d.doc_id]) if d.kind == "procedure" else None for d in docs],
             plan_meta=plan_meta,
             plan_numbers=frozenset(m[1] for m in plan_meta if m and m[1]),

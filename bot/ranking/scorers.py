@@ -21,7 +21,7 @@ def fused_score(i: int, kind: str, lexical: float, dense: float, coverage: float
     score += w.coverage * coverage + w.precision * title_precision(i, query, records)
     score += quoted_numbers(i, query, records, w)
     if kind == "procedure":
-        score += q.prefer.adjustment(records.variants[i], w)  # type: ignore[arg-type]
+        score += q.prefer.adjustment(records.variant(i), w)
         score -= w.procedure_on_plan_cue if q.plan_cue else 0.0
     elif kind == "plan":
         for term in plan_fit(i, query, records, w):
@@ -46,7 +46,7 @@ def plan_fit(i: int, query: QueryFeatures, records: RecordProfiles, w: RankingWe
     asked and stated: terms the caller adds to the score one at a time, in this order."""
     q = query.question
     terms = [w.plan_on_plan_cue if q.plan_cue else w.plan_without_cue]
-    province, number = records.plan_meta[i]  # type: ignore[misc]
+    province, number = records.plan(i)
     if q.provinces:
         terms.append(w.plan_province_match if province in q.provinces else w.plan_province_mismatch)
     named = query.numbers & records.plan_numbers

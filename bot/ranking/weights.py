@@ -59,6 +59,11 @@ class RankingWeights:
     decisive_margin: float = 0.05
     decisive_confidence: float = 0.1
     decisive_coverage: float = 0.4
+    # --- conversations (bot.ranking.followup)
+    # A message in a conversation about a procedure moves on to the leader of its own ranking only when the leader
+    # is confident, clearly named, and at least this far above the procedure under discussion scored for the same
+    # message; otherwise the procedure under discussion answers it.
+    switch_margin: float = 0.1
 
 
 WEIGHTS = RankingWeights()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.util
 import json
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +159,7 @@ class E5File:
     @classmethod
     def open(cls, path: Path) -> E5File:
         data = np.memmap(path, dtype=np.uint8, mode="r")
-        buf = memoryview(data)
+        buf = data.data  # a memoryview of the mapped bytes
         if bytes(buf[:4]) != b"E5S1":
             raise BundledModelError(f"{path}: not an E5S1 file (magic {bytes(buf[:4])!r})")
         pos = 4
@@ -232,7 +235,7 @@ def _dequantize_q4_0(blocks: np.ndarray, shape: tuple[int, ...], chunk: int = 1 
     return out.reshape(shape)
 
 
-def bert_state_dict(e5: E5File, report=lambda msg: None) -> dict[str, np.ndarray]:
+def bert_state_dict(e5: E5File, report: Callable[[str], None] = lambda msg: None) -> dict[str, np.ndarray]:
     """The weights of ``transformers.BertModel`` (HF names, ``nn.Linear`` layout ``[out, in]``) from an E5S1 file."""
     H, FF = e5.hidden, e5.intermediate
     sd: dict[str, np.ndarray] = {}
@@ -361,12 +364,12 @@ def _build_lock(target_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def _write_json(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_folder(folder: Path, e5: E5File, tokenizer_src: Path, report) -> None:
+def _write_folder(folder: Path, e5: E5File, tokenizer_src: Path, report: Callable[[str], None]) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -583,11 +586,13 @@ CALIBRATION_TEXTS = (
 )
 
 
-def _smoothed_linear_class():
+def _smoothed_linear_class() -> type[torch.nn.Module]:
     """``y = W'(x / s)`` with ``W' = W * s`` per input channel: the same function, easier activations to quantise."""
     import torch
 
     class SmoothedLinear(torch.nn.Module):
+        inv_scale: torch.Tensor  # a registered buffer
+
         def __init__(self, inv_scale: torch.Tensor, linear: torch.nn.Module) -> None:
             super().__init__()
             self.register_buffer("inv_scale", inv_scale)
@@ -633,8 +638,8 @@ def quantize_int8(
     }
     amax: dict[str, torch.Tensor] = {}
 
-    def hook(name: str):
-        def record(_mod, inputs):
+    def hook(name: str) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None]:
+        def record(_mod: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).abs().amax(dim=0).float()
             amax[name] = x if name not in amax else torch.maximum(amax[name], x)
 
@@ -713,7 +718,7 @@ class Encoder:
         self._cache_lock = threading.Lock()
 
     @staticmethod
-    def _fast_path_parts(model: SentenceTransformer):
+    def _fast_path_parts(model: SentenceTransformer) -> tuple[PreTrainedTokenizerBase, PreTrainedModel] | None:
         """(own tokenizer, transformer) when the pipeline is plain Transformer -> mean Pooling [-> Normalize]."""
         modules = list(model)
         if len(modules) not in (2, 3):
@@ -911,7 +916,7 @@ def _procedure_records() -> list[tuple[str, str, str]]:
     return records
 
 
-def _timed(fn, rounds: int) -> tuple[list[float], list[float]]:
+def _timed(fn: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
     for _ in range(rounds):
         w, c = time.perf_counter(), time.process_time()
@@ -956,7 +961,7 @@ def bench(cache_dir: Path, *, rounds: int = 40, fresh_build: bool = False, retri
         for r in range(rounds):
             question = queries[r % len(queries)]
             for label, enc in encoders.items():
-                w, c = _timed(lambda enc=enc, q=question: enc.encode_queries([q]), 1)
+                w, c = _timed(functools.partial(enc.encode_queries, [question]), 1)
                 stats[label][0].extend(w)
                 stats[label][1].extend(c)
         for label, (w, c) in stats.items():
@@ -965,7 +970,7 @@ def bench(cache_dir: Path, *, rounds: int = 40, fresh_build: bool = False, retri
             print(f"  {label} threads={threads}: {row[0]:6.1f} / {row[1]:6.1f} / {row[2]:6.1f}", flush=True)
         # Per-query cost when several questions go through one forward pass.
         for label, enc in encoders.items():
-            w, c = _timed(lambda enc=enc: enc.encode_queries(queries), max(3, rounds // 8))
+            w, c = _timed(functools.partial(enc.encode_queries, queries), max(3, rounds // 8))
             out[f"query_batch12_ms_per_query_{label}_t{threads}"] = round(float(np.median(w)) / len(queries), 1)
             print(f"  {label} threads={threads}: batch of {len(queries)} -> {np.median(w) / len(queries):.1f} ms wall,"
                   f" {np.median(c) / len(queries):.1f} ms CPU per query", flush=True)  # fmt: skip

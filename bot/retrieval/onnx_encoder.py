@@ -28,8 +28,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.retrieval.embedding_model import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +186,7 @@ def _export_graph(model_dir: Path, out: Path, normalize: bool, quantize: bool) -
     ids = torch.tensor([[0, 10, 20, 30, 40, 2], [0, 11, 21, 2, 1, 1]], dtype=torch.long)
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dtype=torch.long)
     fp32 = out / "fp32.onnx"
-    with torch.inference_mode(), contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+    with torch.inference_mode(), contextlib.redirect_stderr(open(os.devnull, "w")):
         torch.onnx.export(
             QueryEncoder(model), (ids, mask), str(fp32),
             input_names=["input_ids", "attention_mask"], output_names=["embedding"],
@@ -209,7 +214,8 @@ class OnnxQueryEncoder:
     call from several threads (ONNX Runtime sessions are; the Rust tokenizer is guarded by a lock).
     """
 
-    def __init__(self, folder: Path, *, query_prefix: str, max_seq_length: int, name: str = "", threads: int = 1):
+    def __init__(self, folder: Path, *, query_prefix: str, max_seq_length: int, name: str = "",
+                 threads: int = 1) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -271,7 +277,7 @@ def load_query_encoder(name: str, cache_dir: Path, *, quantize: bool = True, pro
     os.environ["HF_HUB_OFFLINE"] = "1"
     path = Path(resolve_model(name, cache_dir))
     folder = export(path, cache_dir, quantize=quantize, progress=progress)
-    prompts = {}
+    prompts: dict[str, str] = {}
     st_config = path / "config_sentence_transformers.json"
     if st_config.is_file():
         prompts = json.loads(st_config.read_text(encoding="utf-8")).get("prompts") or {}
@@ -283,7 +289,7 @@ def load_query_encoder(name: str, cache_dir: Path, *, quantize: bool = True, pro
                             max_seq_length=min(max_seq_length or QUERY_MAX_SEQ_LENGTH, limit))  # fmt: skip
 
 
-def load_question_encoder(settings, progress: bool = True):  # noqa: ANN001, ANN201 - Settings -> an encoder
+def load_question_encoder(settings: Settings, progress: bool = True) -> OnnxQueryEncoder | Encoder:
     """The encoder the chat path uses for questions, as configured (``embedding_runtime``). ONNX when the
     model's pipeline can be exported, otherwise (logged) the sentence-transformers encoder."""
     from bot.retrieval.embedding_model import load_encoder
@@ -336,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _resolved(settings) -> str:  # noqa: ANN001
+def _resolved(settings: Settings) -> str:
     from bot.retrieval.embedding_model import resolve_model
 
     return resolve_model(settings.embedding_model, settings.cache_dir)

@@ -89,7 +89,7 @@ def _pattern(phrase: str) -> _Pattern:
     return _Pattern(lower, tuple(fold(t) for t in lower))
 
 
-def _as_tuple(value: Any, what: str, where: str) -> tuple[str, ...]:
+def _as_tuple(value: object, what: str, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "STOPWORDS",
@@ -125,7 +125,7 @@ def _nfc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
-def _coerce(text: Any) -> str:
+def _coerce(text: object) -> str:
     """Return ``text`` as ``str``; bytes are decoded as UTF-8 with replacement, ``None`` is ``""``."""
     if isinstance(text, str):
         return text
@@ -432,10 +432,11 @@ def lexical_tokens(text: str) -> list[str]:
 _CLAUSE_SPLIT_RE = re.compile(r"(?<![^\w\s])[^\w\s]+(?:\s+|$)")  # from a punctuation run's start: linear
 
 
-_crf: Any = None  # (featurizer, tagger) of underthesea's word-segmentation model, or False
+# (featurizer, tagger) of underthesea's word-segmentation model, or False when it cannot be used
+_crf: tuple[Any, Any] | Literal[False] | None = None
 
 
-def _crf_model() -> Any:
+def _crf_model() -> tuple[Any, Any] | Literal[False]:
     """underthesea's CRF word-segmentation model, loaded through ``word_tokenize`` itself.
 
     Calling the featurizer and tagger directly on our own syllable tokens skips underthesea's

@@ -136,7 +136,7 @@ class Callbot(CallHandler):
         holder: dict = {}
         rtp, port = await open_rtp(
             self.settings.callbot_host if self.settings.callbot_host != "0.0.0.0" else "0.0.0.0",
-            tuple(self.settings.callbot_rtp_ports),  # type: ignore[arg-type]
+            self.settings.callbot_rtp_ports,
             lambda: RtpSession(dialog.codec, media.dtmf_type, (media.address, media.port),
                                on_audio=lambda f: holder["call"].on_audio(f),
                                on_dtmf=lambda k: holder["call"].on_key(k),

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.domain import Reply
+from bot.domain import ConversationState, Reply
 from bot.text.vietnamese import fold
 from connectors.callbot.menu import Menu
 from connectors.callbot.speakable import sentences, speakable
-from connectors.callbot.speech import EnergyVad, silence
+from connectors.callbot.speech import EnergyVad, RecognitionPool, silence
 
 if TYPE_CHECKING:
     from connectors.callbot import Callbot
     from connectors.callbot.rtp import RtpSession
-    from connectors.callbot.sip import Dialog
+    from connectors.callbot.sip import Dialog, SipEndpoint
 
 log = logging.getLogger("connectors.callbot")
 
@@ -110,6 +110,20 @@ class Call:
     def menu(self) -> Menu:
         return self.bot.menu
 
+    @property
+    def endpoint(self) -> SipEndpoint:
+        """The SIP endpoint the call came in on (calls exist only while it runs)."""
+        if self.bot.endpoint is None:
+            raise RuntimeError("the SIP endpoint is not running")
+        return self.bot.endpoint
+
+    @property
+    def pool(self) -> RecognitionPool:
+        """The speech recognisers (only used while ``self.speech`` is on, which needs them)."""
+        if self.bot.pool is None:
+            raise RuntimeError("speech recognition is off")
+        return self.bot.pool
+
     # ----- from the RTP session (event loop thread)
     def on_audio(self, frame: np.ndarray) -> None:
         if not (self.speech and self.listening) or self.state in ("rating", "transfer", "done"):
@@ -118,10 +132,10 @@ class Call:
         event = self.vad.feed(frame, now)
         if event == "start":
             self.rtp.stop()  # barge-in
-        elif event == "pause" and self.vad.partial is not None and self.bot.pool.idle:
+        elif event == "pause" and self.vad.partial is not None and self.pool.idle:
             # recognise now, while waiting to be sure the turn is over; only when a worker is free, so early
             # guesses never queue in front of finished turns
-            self.early = (len(self.vad.partial), asyncio.ensure_future(self.bot.pool.submit(self.vad.partial)))
+            self.early = (len(self.vad.partial), asyncio.ensure_future(self.pool.submit(self.vad.partial)))
         elif event == "end" and self.vad.utterance is not None:
             self.events.put_nowait(("speech", self.vad.utterance, self.vad.last_voice_at, now))
 
@@ -161,10 +175,10 @@ class Call:
                     break
         except asyncio.CancelledError:
             pass
-        except Exception:  # noqa: BLE001 - a bug in one call must not take the line down silently
+        except Exception:  # a bug in one call must not take the line down silently
             log.exception("callbot: call %s failed", self.dialog.call_id)
             if not self.dialog.ended:
-                await self.bot.endpoint.hangup(self.dialog)
+                await self.endpoint.hangup(self.dialog)
 
     async def time_limit(self, max_call_s: float) -> None:
         """The longest a call may last: then whatever is going on stops, the caller hears a short goodbye and the
@@ -182,7 +196,7 @@ class Call:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._say_and_drain(TIME_UP), 15)
             if not self.dialog.ended:
-                await self.bot.endpoint.hangup(self.dialog)
+                await self.endpoint.hangup(self.dialog)
         except asyncio.CancelledError:
             pass
 
@@ -264,7 +278,7 @@ class Call:
         code, label = procedure
         question = f"{aspect[1]} {label}"
 
-        def describe() -> tuple[Reply, object]:
+        def describe() -> tuple[Reply, ConversationState]:
             with assistant._lock:  # the engine's one-inference-at-a-time lock (bot/service.py)
                 return assistant.engine.describe(code, question, [aspect[0]])
 
@@ -292,7 +306,7 @@ class Call:
             result = await early[1]
             times.extra["early"] = True
         if result is None:
-            result = await self.bot.pool.submit(pcm)
+            result = await self.pool.submit(pcm)
         times.recognised = time.perf_counter()
         if result is None:  # the recognition pool is full: degrade to the keypad
             self.speech = False
@@ -354,12 +368,12 @@ class Call:
             return
         await self.say(TRANSFERRING.format(ticket=ticket), cache=False)
         await self.rtp.drained()
-        status = await self.bot.endpoint.refer(self.dialog, settings.callbot_transfer_uri)
+        status = await self.endpoint.refer(self.dialog, settings.callbot_transfer_uri)
         self.transfer_status = status
         log.info("callbot: call %s transfer to %s -> %s", self.dialog.call_id, settings.callbot_transfer_uri, status)
         if status is not None and 200 <= status < 300:
             self.state = "done"
-            await self.bot.endpoint.hangup(self.dialog)
+            await self.endpoint.hangup(self.dialog)
             return
         self.state, self.listening = "answered", True
         await self.say(NO_TRANSFER.format(ticket=ticket, hotline=settings.hotline) + " " + AFTER_ANSWER)
@@ -373,7 +387,7 @@ class Call:
         await self.say(text, cache=True)
         await self.rtp.drained()
         await asyncio.sleep(0.2)
-        await self.bot.endpoint.hangup(self.dialog)
+        await self.endpoint.hangup(self.dialog)
 
     def log_turn(self, times: TurnTimes) -> None:
         """Log the turn's stage timings once its first audio went out (or a second later, whatever came)."""

@@ -79,7 +79,7 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def __init__(self, payload_type: int, dtmf_type: int | None, remote: tuple[str, int],
                  on_audio: Callable[[np.ndarray], None], on_dtmf: Callable[[str], None], symmetric: bool = False,
-                 signalling_host: str | None = None):
+                 signalling_host: str | None = None) -> None:
         self.payload_type = payload_type
         self.dtmf_type = dtmf_type
         self.remote = remote
@@ -109,11 +109,11 @@ class RtpSession(asyncio.DatagramProtocol):
         self.idle_since = time.monotonic()
 
     # ----- receiving
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]  # a datagram endpoint gets a DatagramTransport
+        self.transport = transport
 
     def expected_hosts(self) -> set[str]:
-        return {self.remote[0], self.signalling_host} - {None}  # type: ignore[return-value]
+        return {h for h in (self.remote[0], self.signalling_host) if h is not None}
 
     def move(self, remote: tuple[str, int]) -> None:
         """The caller's media moved (re-INVITE): send there, and learn the source again."""

@@ -214,7 +214,7 @@ def parse_sdp(body: bytes, peer_host: str | None = None, reinvite: bool = False)
         raise SdpError(400, 399, "SDP must start with v=0")
     if len(lines) > MAX_SDP_LINES:
         raise SdpError(400, 399, "SDP has too many lines")
-    session_address: str | None = None
+    session_address: tuple[str, str] | None = None  # (address type, address) of a session-level c= line
     session_direction = "sendrecv"
     audio: dict | None = None
     in_audio = False
@@ -240,11 +240,11 @@ def parse_sdp(body: bytes, peer_host: str | None = None, reinvite: bool = False)
             parts = value.split()
             if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
                 raise SdpError(400, 399, "bad c= line")
-            address = (parts[1], parts[2])
+            connection = (parts[1], parts[2])
             if in_audio and audio is not None:
-                audio["address"] = address
+                audio["address"] = connection
             elif audio is None:
-                session_address = address  # type: ignore[assignment]
+                session_address = connection
         elif kind == "a":
             if value in ("sendrecv", "sendonly", "recvonly", "inactive"):
                 if in_audio and audio is not None:
@@ -374,8 +374,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task] = set()
 
     # ----- transport
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]  # a datagram endpoint gets a DatagramTransport
+        self.transport = transport
         self.port = transport.get_extra_info("sockname")[1]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -392,7 +392,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._request(message, addr)
             else:
                 self._response(message)
-        except Exception:  # noqa: BLE001 - one bad message must not stop the endpoint
+        except Exception:  # one bad message must not stop the endpoint
             log.exception("callbot: error handling a SIP message from %s", addr)
             if message.is_request and message.method != "ACK":
                 self._send(self._make_response(message, 500), addr)
@@ -611,7 +611,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         req, addr = dialog.invite, dialog.remote_addr
         try:
             media = await self.handler.call_started(dialog)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("callbot: could not start the call")
             media = None
         if media is None:
@@ -680,7 +680,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     async def _request_out(self, dialog: Dialog, message: Message) -> Message | None:
         """Send an in-dialog request, retransmitting (T1 doubling to T2) until a final response or 32 s."""
-        branch = re.search(r"branch=([^;\s]+)", message.get("via") or "").group(1)
+        branch = _top_branch(message)
+        if branch is None:
+            raise ValueError("an in-dialog request needs a Via branch")
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[branch] = future
         interval, waited = T1, 0.0

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -196,7 +197,7 @@ class RecognitionPool:
     """At most ``workers`` recognitions at once and ``queue`` more waiting; beyond that, `submit` says no (None)
     at once, so a busy machine degrades to the keypad instead of making callers wait or fail."""
 
-    def __init__(self, load_recognizer, workers: int = 1, queue: int = 2) -> None:  # noqa: ANN001 - factory
+    def __init__(self, load_recognizer: Callable[[], Recognizer], workers: int = 1, queue: int = 2) -> None:
         self._load = load_recognizer
         self._recognizer: Recognizer | None = None
         self._load_lock = threading.Lock()

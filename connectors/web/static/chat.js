@@ -1,5 +1,6 @@
 /* The web chat page's script: sends the citizen's questions to POST /api/chat and ratings to POST /api/rating,
- * and renders the answers (source links, option buttons, star ratings). The conversation's id is issued and signed
+ * and renders the answers (source links, a compact card of the procedure's fields from the reply's structured
+ * `answer`, option buttons, star ratings). The conversation's id is issued and signed
  * by the server (POST /api/session, "web:<random>.<signature>") and kept in localStorage: nobody can pick or guess
  * the id of someone else's web conversation. While the page is visible it also asks
  * GET /api/messages every 10 s for replies a staff member wrote in the console to this conversation (after a
@@ -44,8 +45,24 @@
       return 'Bạn gửi hơi nhanh. Vui lòng đợi ' + seconds + ' giây rồi bấm “Thử lại”.';
     },
     linkNewTab: ' (mở trong thẻ mới)',
-    staff: 'Nhân viên hỗ trợ'
+    staff: 'Nhân viên hỗ trợ',
+    card: 'Tóm tắt thủ tục',
+    code: function (code) { return 'mã ' + code; },
+    cardWhere: 'Cấp thực hiện',
+    cardPlace: 'Địa bàn hiện nay',
+    cardPlaceOpen: 'chưa xác định được (xem câu trả lời)',
+    cardFee: 'Phí, lệ phí',
+    cardTime: 'Thời hạn',
+    cardDocuments: 'Hồ sơ',
+    documents: function (n) { return n + ' loại giấy tờ'; },
+    cardOnline: 'Nộp trực tuyến',
+    onlineYes: 'Có',
+    onlineNo: 'Hồ sơ không ghi',
+    notGiven: 'Hồ sơ không ghi',
+    levels: { commune: 'cấp xã', province: 'cấp tỉnh', central: 'cấp trung ương', other: 'cơ quan khác' }
   };
+  var CARD_VALUES = 2; // per-channel values shown in a card row (fee, time)
+  var CARD_CHARS = 80; // a value longer than this is cut (the reply and the source have it whole)
 
   var logEl = document.getElementById('log');
   var scroller = document.getElementById('scroller');
@@ -262,6 +279,53 @@
     msg.appendChild(list);
   }
 
+  // ---- the compact card: the procedure's fields as the reply's structured `answer` gives them ----
+  function cardRow(list, label, value) {
+    if (value == null || value === '') return;
+    list.appendChild(el('dt', null, label));
+    list.appendChild(el('dd', null, value));
+  }
+
+  function channelValues(values) {
+    if (!Array.isArray(values) || !values.length) return TEXT.notGiven;
+    function clip(v) {
+      var value = String(v && v.value || '');
+      return value.length > CARD_CHARS ? value.slice(0, CARD_CHARS).replace(/\s+\S*$/, '') + '…' : value;
+    }
+    var same = values.every(function (v) { return clip(v) === clip(values[0]); });
+    if (same) return clip(values[0]); // one value for every way of submitting
+    var shown = values.slice(0, CARD_VALUES).map(function (v) { return (v && v.label ? v.label + ': ' : '') + clip(v); });
+    return shown.join('; ') + (values.length > CARD_VALUES ? '; …' : '');
+  }
+
+  function answerCard(answer) {
+    if (!answer || typeof answer !== 'object' || typeof answer.procedure !== 'string' || !answer.fields) return null;
+    var f = answer.fields;
+    var card = el('section', 'answer-card');
+    card.setAttribute('aria-label', TEXT.card);
+    var head = el('p', 'card-title', String(answer.title || ''));
+    head.appendChild(el('span', 'card-code', ' (' + TEXT.code(answer.procedure) + ')'));
+    card.appendChild(head);
+    var list = el('dl');
+    var where = f.where && Array.isArray(f.where.levels) ? f.where.levels.map(function (l) {
+      return TEXT.levels[l] || l;
+    }).join(', ') : '';
+    cardRow(list, TEXT.cardWhere, where || TEXT.notGiven);
+    var place = answer.place;
+    if (place && typeof place === 'object') cardRow(list, TEXT.cardPlace, place.now || TEXT.cardPlaceOpen);
+    cardRow(list, TEXT.cardFee, channelValues(f.fee));
+    cardRow(list, TEXT.cardTime, channelValues(f.time));
+    cardRow(list, TEXT.cardDocuments, Array.isArray(f.documents) ? TEXT.documents(f.documents.length) : TEXT.notGiven);
+    cardRow(list, TEXT.cardOnline, f.online === true ? TEXT.onlineYes : TEXT.onlineNo);
+    card.appendChild(list);
+    if (isWebUrl(answer.url)) {
+      var source = link(answer.url, TEXT.source + String(answer.title || answer.procedure));
+      source.className = 'card-source';
+      card.appendChild(source);
+    }
+    return card;
+  }
+
   function renderBot(data, live) {
     var links = sourceLinks(data);
     var reply = typeof data.reply === 'string' ? data.reply : '';
@@ -269,7 +333,14 @@
     var bubble = el('div', 'bubble');
     fillText(bubble, replyText(reply, links) || reply);
     msg.appendChild(bubble);
-    renderSources(msg, links);
+    var card = data.fallback ? null : answerCard(data.answer);
+    if (card) {
+      msg.appendChild(card);
+      // the card carries the answered record's link: list only the other sources
+      renderSources(msg, links.filter(function (l) { return l.url !== data.answer.url; }));
+    } else {
+      renderSources(msg, links);
+    }
 
     var rateButtons = [];
     var optionButtons = [];
