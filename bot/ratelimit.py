@@ -17,6 +17,7 @@ from functools import lru_cache
 from limits import RateLimitItem, parse_many, storage, strategies
 
 from bot.config import Settings
+from bot.shared import key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,12 @@ def _items(spec: str) -> tuple[RateLimitItem, ...]:
 class RateLimiter:
     """Moving-window limits keyed by a namespace ("session", "address", …) and an identifier."""
 
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(self, redis_url: str | None = None, key_prefix: str = "vna") -> None:
         if redis_url:
-            # short socket timeouts: a slow Redis costs a request milliseconds, not the event loop seconds
-            self.storage = storage.storage_from_string(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+            # short socket timeouts: a slow Redis costs a request milliseconds, not the event loop seconds; keys
+            # under the deployment's prefix (VNA_REDIS_KEY_PREFIX), so two deployments on one Redis count apart
+            self.storage = storage.storage_from_string(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25,
+                                                       key_prefix=f"{key_prefix}:limits")
         else:
             self.storage = storage.MemoryStorage()
         self.shared = bool(redis_url)
@@ -41,7 +44,7 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
-        return cls(settings.redis_url)
+        return cls(settings.redis_url, key_prefix(settings) if settings.redis_url else "vna")
 
     def hit(self, namespace: str, spec: str, identifier: str) -> float | None:
         """Count one request; None when it is allowed, else the seconds to wait before the next one."""

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
@@ -187,3 +188,26 @@ def test_two_instances_share_the_counters_through_redis(settings: Settings, assi
         assert len(assistant.store.history(session)) == 6
     else:
         assert statuses == [200] * 4
+
+
+def test_two_deployments_on_one_redis_count_apart(settings: Settings, assistant: Assistant) -> None:
+    """The counters live under VNA_REDIS_KEY_PREFIX: a second deployment (a staging copy, another province) sharing
+    the Redis server does not spend this one's limits, while two instances of one deployment still share them."""
+    redis_or_skip()
+    run = uuid.uuid4().hex[:8]
+    base = strict(settings, rate_limit_session="3/minute", rate_limit_address="1000/minute", redis_url=REDIS_URL)
+    province = base.model_copy(update={"redis_key_prefix": f"tinh{run}"})
+    staging = base.model_copy(update={"redis_key_prefix": f"thu{run}"})
+    body = {"session_id": f"cung-ma-phien-{run}", "text": "đăng ký thường trú cần giấy tờ gì"}
+    with TestClient(create_app(province, assistant)) as first, TestClient(create_app(staging, assistant)) as other, \
+            TestClient(create_app(province, assistant)) as second:
+        assert [first.post("/api/chat", json=body).status_code for _ in range(3)] == [200] * 3
+        assert other.post("/api/chat", json=body).status_code == 200  # its own counter
+        assert second.post("/api/chat", json=body).status_code == 429  # the same deployment's counter
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert client.keys(f"tinh{run}:limits:*") and client.keys(f"thu{run}:limits:*")
+    finally:
+        for key in client.keys(f"tinh{run}:*") + client.keys(f"thu{run}:*"):
+            client.delete(key)
+        client.close()
