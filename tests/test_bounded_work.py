@@ -274,6 +274,37 @@ def test_one_conversation_keeps_its_order_and_others_go_on_while_rasa_is_busy(ra
         assert results[name] == [code, code], name
 
 
+def test_a_turn_being_stored_when_the_time_runs_out_is_answered_once(rasa_assistant: Assistant,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rasa has answered and the turn is being stored (a slow database) when the dialogue timeout expires: its reply
+    stands — no second answer from the engine, one turn in the log — and the conversation's lock is held until the
+    turn is stored, so the next message of the conversation is logged after it."""
+    record = rasa_assistant.store.record
+    timeout = rasa_assistant.settings.dialogue_timeout_s
+
+    def slow_record(*args, **kwargs) -> None:  # ConversationStore.record's arguments
+        time.sleep(1.5)
+        record(*args, **kwargs)
+
+    monkeypatch.setattr(rasa_assistant.settings, "dialogue_timeout_s", 0.75)
+    monkeypatch.setattr(rasa_assistant.store, "record", slow_record)
+    session = f"slow-store-{time.time_ns()}"
+
+    async def run() -> tuple:
+        first = await rasa_assistant.turn(session, "lệ phí đăng ký kết hôn", "api")
+        # the next turn stores at normal speed, and has the usual time to wait for the lock the first still holds
+        monkeypatch.setattr(rasa_assistant.store, "record", record)
+        monkeypatch.setattr(rasa_assistant.settings, "dialogue_timeout_s", timeout)
+        second = await rasa_assistant.turn(session, "cần giấy tờ gì", "api")
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first.reply.intent == "ask_fee" and first.reply.sources[0].id == "1.000894"
+    assert [t["question"] for t in rasa_assistant.store.history(session)] == ["lệ phí đăng ký kết hôn",
+                                                                               "cần giấy tờ gì"]
+    assert second.reply.sources and second.reply.sources[0].id == "1.000894"
+
+
 def test_a_closed_dialogue_layer_leaves_the_engine_answering(rasa_assistant: Assistant) -> None:
     """Last in this module: it stops the dialogue's thread."""
     thread = rasa_assistant.dialogue._thread

@@ -605,7 +605,12 @@ class Dialogue:
             turn = self._merge(text, intent, messages)
             turn.confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
             if on_reply is not None:
-                await asyncio.shield(on_reply(turn))
+                storing = asyncio.ensure_future(on_reply(turn))
+                try:
+                    await asyncio.shield(storing)
+                except asyncio.CancelledError:  # the caller gave up while the turn is being stored: finish storing
+                    await storing  # before the lock is released, then give up too
+                    raise
         return turn
 
     async def arbitrate(self, session_id: str, text: str, parse: dict) -> dict:
