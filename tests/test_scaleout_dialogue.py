@@ -31,8 +31,8 @@ def scaled(settings: Settings, trained_model, assistant: Assistant) -> Iterator[
                                           "redis_url": shared.redis_url, "redis_key_prefix": shared.redis_key_prefix})
 
 
-def user_and_bot_events(settings: Settings, instance: Assistant, session: str) -> list[str]:
-    """The conversation's user and bot events as Rasa's tracker store holds them (read by a store of its own)."""
+def tracker_events(settings: Settings, instance: Assistant, session: str) -> list:
+    """The conversation's events as Rasa's tracker store holds them (read by a store of its own)."""
     from bot.dialogue.runtime import tracker_store_for
 
     store = tracker_store_for(settings, instance.dialogue.agent.domain)
@@ -40,19 +40,16 @@ def user_and_bot_events(settings: Settings, instance: Assistant, session: str) -
         tracker = asyncio.run(store.retrieve_full_tracker(session))
     finally:
         store.engine.dispose()
-    return [e.type_name for e in tracker.events if e.type_name in ("user", "bot")]
+    return list(tracker.events)
+
+
+def user_and_bot_events(settings: Settings, instance: Assistant, session: str) -> list[str]:
+    return [e.type_name for e in tracker_events(settings, instance, session) if e.type_name in ("user", "bot")]
 
 
 def user_texts(settings: Settings, instance: Assistant, session: str) -> list[str]:
     """The conversation's user messages in the order Rasa handled them."""
-    from bot.dialogue.runtime import tracker_store_for
-
-    store = tracker_store_for(settings, instance.dialogue.agent.domain)
-    try:
-        tracker = asyncio.run(store.retrieve_full_tracker(session))
-    finally:
-        store.engine.dispose()
-    return [e.text for e in tracker.events if e.type_name == "user"]
+    return [e.text for e in tracker_events(settings, instance, session) if e.type_name == "user"]
 
 
 def run_pairs(first: Assistant, second: Assistant, session: str, pairs: int) -> None:
