@@ -206,13 +206,20 @@ SESSION_DESCRIPTION = (
 CHANNEL_DESCRIPTION = ("'api' (default) or 'web' (only with a 'web:' id from POST /api/session); any other channel "
                        "is refused (403): Telegram, Zalo and the phone line have their own entrances.")
 
+MESSAGE_ID_DESCRIPTION = (
+    "Optional: the client's id of this message (1-64 of A-Z a-z 0-9 _ -), new for each message and the same when "
+    "the request is retried (a dropped connection, a 502). A message id of this conversation answered in the last "
+    "24 hours gets that answer again, and the turn is not run or recorded twice; the retry must repeat the text.")
+
 
 class ChatRequest(BaseModel):
     session_id: str = Field(min_length=1, max_length=128, description=SESSION_DESCRIPTION)
     text: str = Field(description="The citizen's message (UTF-8). Up to VNA_MAX_INPUT_CHARS characters are answered.")
     channel: str | None = Field(default=None, max_length=32, description=CHANNEL_DESCRIPTION)
+    message_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description=MESSAGE_ID_DESCRIPTION)
 
-    model_config = {"json_schema_extra": {"examples": [{"session_id": "demo-1", "text": "lam lai cccd o dau"}]}}
+    model_config = {"json_schema_extra": {"examples": [{"session_id": "demo-1", "text": "lam lai cccd o dau",
+                                                        "message_id": "m-7f3a9c"}]}}
 
 
 class RatingRequest(BaseModel):
@@ -457,8 +464,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         owner = await asyncio.to_thread(assistant.store.channel_of, body.session_id)
         if owner is not None and owner != channel:
             raise HTTPException(403, "This conversation belongs to another channel.")
-        turn = await assistant.turn(body.session_id, body.text, channel)
-        return turn.reply.contract() | {"buttons": [b.contract() for b in turn.buttons]}
+        turn = await assistant.turn(body.session_id, body.text, channel, message_id=body.message_id)
+        return turn.contract()
 
     @app.post("/api/rating", response_model=RatingOut, responses=FORBIDDEN | {
         404: _error("No conversation with this session id in this channel."),

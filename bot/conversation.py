@@ -9,6 +9,10 @@ Several instances (docs/operations.md, "Scaling out"):
   read the state with :meth:`ConversationStore.load_versioned` records with ``expected_version``: when another turn
   of the same session wrote the state meanwhile (on another instance), nothing is written and
   :class:`StateConflict` is raised, so the caller runs the turn again on the fresh state instead of overwriting it.
+- **Retries answered once.** A turn recorded with a ``receipt`` (the client's message id and the answer given)
+  stores the answer in the same transaction as the state; a second turn with the same message id finds it
+  (:meth:`ConversationStore.receipt` before the turn, :class:`AlreadyAnswered` from :meth:`record` when both ran at
+  once) and sends that answer instead of being recorded again. Receipts live ``RECEIPT_TTL_S``.
 - **Events instead of inserts.** With ``events`` (an event broker's publisher: ``publish(event: dict) -> None``,
   raising on failure) the turn row and the rating are published as events and written by a consumer that calls
   :meth:`ConversationStore.apply`; what a citizen's next request depends on is still written at once (the state,
@@ -44,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db import migrate
 from bot.domain import ConversationState, Reply
 from bot.privacy import mask
-from bot.schema import conversations, handoff_tickets, ratings, turns
+from bot.schema import chat_receipts, conversations, handoff_tickets, ratings, turns
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,18 @@ def sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> Non
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+# how long the answer to a client's message id is kept for its retries (deleted by the retention purge after it)
+RECEIPT_TTL_S = 24 * 3600
+
+
+class AlreadyAnswered(Exception):
+    """The client's message id was answered already (a retry): ``response`` is the answer it got."""
+
+    def __init__(self, response: dict) -> None:
+        super().__init__("this message was answered already")
+        self.response = response
 
 
 class StateConflict(RuntimeError):
@@ -156,10 +172,26 @@ class ConversationStore:
             return ConversationState(), 0
         return ConversationState.from_dict(json.loads(row.state)), int(row.version)
 
+    def receipt(self, session_id: str, message_id: str) -> dict | None:
+        """The answer stored for a client's message id of this conversation, or None (not answered yet)."""
+        with self.db.connect() as conn:
+            return self._receipt(conn, session_id, message_id)
+
+    @staticmethod
+    def _receipt(conn: Connection, session_id: str, message_id: str) -> dict | None:
+        stored = conn.execute(select(chat_receipts.c.response).where(
+            chat_receipts.c.session_id == session_id, chat_receipts.c.message_id == message_id)).scalar()
+        return json.loads(stored) if stored is not None else None
+
     def record(self, session_id: str, channel: str, reply: Reply, state: ConversationState | None,
                latency_ms: float, procedure: str | None = None, confidence: float | None = None,
-               simulated: bool = False, expected_version: int | None = None) -> None:
+               simulated: bool = False, expected_version: int | None = None,
+               receipt: tuple[str, dict] | None = None) -> None:
         """Save the turn and the new state (None: unchanged) in one transaction.
+
+        With ``receipt`` (the client's message id, the answer sent for it) the answer is stored in the same
+        transaction; when that message id has an answer already (a retry that ran while the first attempt was
+        being recorded), nothing is written and :class:`AlreadyAnswered` is raised with the stored answer.
 
         With ``expected_version`` (from :meth:`load_versioned`), a new state is saved only if nobody saved one since
         that version was read; otherwise nothing is written and :class:`StateConflict` is raised. Without it the
@@ -175,11 +207,23 @@ class ConversationStore:
         for attempt in (1, 2):
             try:
                 with self.db.begin() as conn:
+                    if receipt is not None:
+                        stored = self._receipt(conn, session_id, receipt[0])
+                        if stored is not None:
+                            raise AlreadyAnswered(stored)
                     self._save_state(conn, session_id, channel, state, now, simulated, expected_version)
                     if self.events is None:
                         self._insert_turn(conn, session_id, channel, now, row, None)
+                    if receipt is not None:
+                        conn.execute(insert(chat_receipts).values(
+                            session_id=session_id, message_id=receipt[0], created_at=now,
+                            response=json.dumps(receipt[1], ensure_ascii=False)))
                 break
             except IntegrityError:
+                if receipt is not None:  # the same message id recorded at the same moment by another attempt
+                    stored = self.receipt(session_id, receipt[0])
+                    if stored is not None:
+                        raise AlreadyAnswered(stored) from None
                 # the conversation's first two turns inserted its row at once: this one lost; its transaction is
                 # rolled back, and the row is there now
                 if expected_version is not None and state is not None:

@@ -11,6 +11,7 @@ KPIs need, as anonymous aggregates (docs/operations.md, "Retention"; docs/kpis.m
 | `handoff_tickets` | anonymised: transcript emptied (`[]`), session id replaced by the marker, closed |
 | `staff_replies` | deleted (a staff member's words to the citizen; also every reply to an anonymised ticket) |
 | `channel_inbox`, `channel_outbox` | deleted, whatever their status |
+| `chat_receipts` | deleted once older than a day (`RECEIPT_TTL_S`: a retry comes within minutes), or than the cutoff |
 | `login_attempts` | deleted (staff names and client addresses; the sign-in limits look back minutes, not months) |
 | Rasa's `events` (tracker store) | deleted, except the still-open Rasa session of a conversation going on at the cutoff |
 | `audit_log`, `review_items`, `faqs`, `staff_users` | kept: staff work and curated content, no citizen text |
@@ -63,10 +64,12 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.sql.expression import ColumnElement, CompoundSelect
 
 from bot.config import Settings
+from bot.conversation import RECEIPT_TTL_S
 from bot.db import tracker_events
 from bot.schema import (
     channel_inbox,
     channel_outbox,
+    chat_receipts,
     conversations,
     handoff_tickets,
     login_attempts,
@@ -88,7 +91,7 @@ EMPTY_TRANSCRIPT = "[]"
 _LOCK_KEY = 0x766E61_7270  # "vna" "rp": PostgreSQL advisory lock id of the retention purge
 # What purge reports, in this order: the assistant's tables, then Rasa's tracker store
 TABLES = ("conversations", "turns", "ratings", "handoff_tickets", "staff_replies", "channel_inbox",
-          "channel_outbox", "login_attempts", "tracker_events")
+          "channel_outbox", "chat_receipts", "login_attempts", "tracker_events")
 
 
 class PurgeBusy(Exception):
@@ -390,6 +393,10 @@ def purge(db: SqlEngine, settings: Settings, now: float | None = None, dry_run: 
                                                    False, stop)
         for table in (channel_inbox, channel_outbox, login_attempts):
             counts[table.name] += _delete_old(db, table, table.c.created_at, cutoff, batch, dry_run, stop)
+        # the answers kept for retried messages are needed for minutes, and hold citizens' text: a day at most
+        receipts_cutoff = max(cutoff, (time.time() if now is None else now) - RECEIPT_TTL_S)
+        counts["chat_receipts"] += _delete_old(db, chat_receipts, chat_receipts.c.created_at, receipts_cutoff, batch,
+                                               dry_run, stop)
         counts["tracker_events"] += _purge_tracker(settings, cutoff, batch, dry_run, stop)
     if db.dialect.name == "sqlite" and not dry_run:  # copy the zeroed pages from the write-ahead log into the file
         with db.connect() as conn:

@@ -62,6 +62,19 @@ turns = Table(
 )
 
 
+# the answer given to a client's message id (/api/chat's message_id, migration 0007): a retry gets it back
+chat_receipts = Table(
+    "chat_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(128), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("response", Text, nullable=False),  # the JSON answer /api/chat gave
+    Column("created_at", Float, nullable=False, index=True),
+    UniqueConstraint("session_id", "message_id", name="uq_chat_receipts_message"),
+)
+
+
 handoff_tickets = Table(
     "handoff_tickets",
     metadata,

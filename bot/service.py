@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.answer.options import offered_options
 from bot.config import Settings
-from bot.conversation import ConversationStore, StateConflict
+from bot.conversation import AlreadyAnswered, ConversationStore, StateConflict
 from bot.domain import ConversationState, Mode, Option, Reply
 from bot.engine import Engine
 from bot.events import publisher_for
@@ -81,6 +81,14 @@ class Admitted:
 class ChatTurn:
     reply: Reply
     buttons: list[Option] = field(default_factory=list)  # choices the channel may render (numbered in text)
+    # a retried message id answered before: the answer it got (the HTTP contract's JSON), sent again as it was
+    replayed: dict | None = None
+
+    def contract(self) -> dict:
+        """The turn as /api/chat answers it (BRIEF.md's contract, with the answer's fields and the buttons)."""
+        if self.replayed is not None:
+            return self.replayed
+        return self.reply.contract() | {"buttons": [b.contract() for b in self.buttons]}
 
 
 class Assistant:
@@ -187,7 +195,8 @@ class Assistant:
         masked = mask(_UNSAFE_RE.sub("\ufffd", text))[:limit]
         return Admitted(masked, self.engine.validate(masked))
 
-    async def turn(self, session_id: str, text: object, channel: str = "api", simulated: bool = False) -> ChatTurn:
+    async def turn(self, session_id: str, text: object, channel: str = "api", simulated: bool = False,
+                   message_id: str | None = None) -> ChatTurn:
         """One turn of a stored conversation: through Rasa when it is up, else from the engine alone.
 
         Every channel (API, web chat, Telegram, Zalo, the phone line's recognised speech, the CLI chat) comes
@@ -195,8 +204,23 @@ class Assistant:
         addresses) is masked (:meth:`admit`, in a worker thread), so nothing after this point — Rasa's tracker, the
         turn log, handoff tickets, the console — ever holds more than ``max_input_chars`` masked characters.
         Rasa runs on its own event loop (bot.dialogue.runtime), the engine in worker threads: a slow turn never
-        holds this event loop."""
+        holds this event loop.
+
+        ``message_id`` (the client's id of this message, sent again with a retry): a message id answered before
+        gets that answer back (``ChatTurn.replayed``) and nothing is run or recorded again; checked before the
+        turn, again inside the conversation's lock (through Rasa) and by the store as the turn is recorded."""
         started = time.perf_counter()
+        if message_id is not None:
+            answered = await asyncio.to_thread(self.store.receipt, session_id, message_id)
+            if answered is not None:
+                return _replay(session_id, answered)
+        try:
+            return await self._turn(session_id, text, channel, simulated, message_id, started)
+        except AlreadyAnswered as done:  # a retry that ran alongside its first attempt: one of them was recorded
+            return _replay(session_id, done.response)
+
+    async def _turn(self, session_id: str, text: object, channel: str, simulated: bool, message_id: str | None,
+                    started: float) -> ChatTurn:
         admitted = await asyncio.to_thread(self.admit, text)
         text = admitted.text
         result: ChatTurn | None = None
@@ -213,14 +237,25 @@ class Assistant:
                 stored["turn"] = turn  # from here on the turn stands, even if the caller stops waiting
                 latency = (time.perf_counter() - started) * 1000
                 stored["latency_ms"] = latency
+                receipt = None if message_id is None else (message_id, ChatTurn(turn.reply, turn.buttons).contract())
                 await asyncio.to_thread(self.store.record, session_id, channel, turn.reply, turn.state, latency,
                                         procedure=self._procedure_of(turn.reply, turn.state),
-                                        confidence=turn.confidence, simulated=simulated)
+                                        confidence=turn.confidence, simulated=simulated, receipt=receipt)
+
+            async def answered_in_lock() -> None:  # a retry that waited for its first attempt's lock
+                if message_id is not None:
+                    answered = await asyncio.to_thread(self.store.receipt, session_id, message_id)
+                    if answered is not None:
+                        raise AlreadyAnswered(answered)
 
             try:
-                turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel, on_reply=store_in_lock),
+                turn = await asyncio.wait_for(self.dialogue.handle(session_id, text, channel, on_reply=store_in_lock,
+                                                                   before=answered_in_lock),
                                               self.settings.dialogue_timeout_s)
                 self.dialogue.record(ok=True)
+            except AlreadyAnswered:
+                self.dialogue.record(ok=True)
+                raise
             except Exception as exc:  # a failed or slow turn is answered by the engine
                 error = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
                 self.dialogue.record(ok=False, error=error)
@@ -250,7 +285,8 @@ class Assistant:
             latency_ms = (time.perf_counter() - started) * 1000
             record = functools.partial(self.store.record, session_id, channel, result.reply, latency_ms=latency_ms,
                                        procedure=self._procedure_of(result.reply, new_state), confidence=confidence,
-                                       simulated=simulated)
+                                       simulated=simulated,
+                                       receipt=None if message_id is None else (message_id, result.contract()))
             try:
                 await asyncio.to_thread(record, state=new_state, expected_version=version)
                 break
@@ -278,3 +314,10 @@ class Assistant:
         first = next((s for s in reply.sources if s.kind == "procedure"), None)
         return first.id if first is not None else None
 
+
+def _replay(session_id: str, response: dict) -> ChatTurn:
+    """A retried message's first answer, as a turn (its reply rebuilt for logs; the channel sends ``replayed``)."""
+    # a warning: the first answer was lost on its way to the client (a dropped connection, an instance that died)
+    log.warning("a retried message of %s was answered before: its answer is sent again", session_id)
+    return ChatTurn(Reply(str(response.get("question", "")), str(response.get("reply", "")),
+                          response.get("intent"), bool(response.get("fallback"))), replayed=response)

@@ -85,6 +85,20 @@ def client(settings: Settings, assistant: Assistant) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture(scope="module")
+def rasa_assistant(settings: Settings, trained_model: Path, assistant: Assistant) -> Assistant:
+    """The assistant with its dialogue layer (Rasa, in-process actions); one per test module that asks for it."""
+    a = Assistant(settings, progress=False, dialogue=True)
+    assert a.dialogue is not None, a.dialogue_error
+    return a
+
+
+@pytest.fixture(scope="module")
+def rasa_client(settings: Settings, rasa_assistant: Assistant) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, rasa_assistant), raise_server_exceptions=False) as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return Path(__file__).resolve().parent.parent

@@ -4,7 +4,6 @@ actions in-process, the scripted conversations of eval/conversations/, bad input
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,19 +15,6 @@ from bot.dialogue.scripted import load_conversations, run_conversations
 from bot.service import Assistant
 
 CONVERSATIONS = load_conversations()
-
-
-@pytest.fixture(scope="module")
-def rasa_assistant(settings: Settings, trained_model, assistant: Assistant) -> Assistant:
-    a = Assistant(settings, progress=False, dialogue=True)
-    assert a.dialogue is not None, a.dialogue_error
-    return a
-
-
-@pytest.fixture(scope="module")
-def rasa_client(settings: Settings, rasa_assistant: Assistant) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, rasa_assistant), raise_server_exceptions=False) as c:
-        yield c
 
 
 def send(client: TestClient):
@@ -344,3 +330,33 @@ def test_a_zalo_conversation_through_rasa_follow_up_choice_and_rating(settings: 
             say("5")
     assert rasa_assistant.store.rating_list("zalo:rasa-1") == [
         {"session_id": "zalo:rasa-1", "channel": "zalo", "score": 5}]
+
+
+def test_a_retried_message_through_rasa_is_answered_and_recorded_once(rasa_client: TestClient,
+                                                                       rasa_assistant: Assistant) -> None:
+    """A retry after the answer was lost gets the stored answer; a retry that runs alongside its first attempt
+    waits for the conversation's lock and finds the answer there. Rasa sees each message once."""
+    import asyncio
+    import uuid
+
+    session = f"retry-{uuid.uuid4().hex[:8]}"
+
+    def user_texts() -> list[str]:
+        tracker = asyncio.run(rasa_assistant.dialogue.agent.tracker_store.retrieve(session))
+        return [e.text for e in tracker.events if e.as_dict()["event"] == "user"]
+
+    body = {"session_id": session, "text": "làm lại căn cước ở đâu", "message_id": "m-1"}
+    first = rasa_client.post("/api/chat", json=body)
+    again = rasa_client.post("/api/chat", json=body)
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert first.json()["intent"] and first.json()["sources"]
+
+    async def together() -> tuple:
+        return await asyncio.gather(*(rasa_assistant.turn(session, "lệ phí bao nhiêu", "api", message_id="m-2")
+                                      for _ in range(2)))
+
+    a, b = asyncio.run(together())
+    assert a.contract() == b.contract() and a.reply.sources
+    assert [h["question"] for h in rasa_assistant.store.history(session)] == ["làm lại căn cước ở đâu",
+                                                                             "lệ phí bao nhiêu"]
+    assert user_texts() == ["làm lại căn cước ở đâu", "lệ phí bao nhiêu"]

@@ -4,14 +4,10 @@ ordinary words stay on the procedure, a pick by number takes the offered variant
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
-from bot.config import Settings
 from bot.service import Assistant
 
 # (message, the procedure the reply must be about); None: the option the previous reply offered second
@@ -30,19 +26,6 @@ CONVERSATIONS: dict[str, list[tuple[str, str | None]]] = {
         ("mất bao lâu", "1.000894"),
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def rasa_assistant(settings: Settings, trained_model: Path, assistant: Assistant) -> Assistant:
-    a = Assistant(settings, progress=False, dialogue=True)
-    assert a.dialogue is not None, a.dialogue_error
-    return a
-
-
-@pytest.fixture(scope="module")
-def rasa_client(settings: Settings, rasa_assistant: Assistant) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, rasa_assistant), raise_server_exceptions=False) as c:
-        yield c
 
 
 @pytest.mark.parametrize("name", list(CONVERSATIONS))

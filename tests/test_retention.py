@@ -33,6 +33,7 @@ from bot.schema import (
     audit_log,
     channel_inbox,
     channel_outbox,
+    chat_receipts,
     conversations,
     handoff_tickets,
     login_attempts,
@@ -135,6 +136,15 @@ def fill(store: ConversationStore) -> None:
             {"username": "canbo1", "ip": "203.0.113.7", "success": True, "created_at": OLD},
             {"username": "canbo1", "ip": "198.51.100.9", "success": True, "created_at": RECENT},
         ])
+        # answers kept for retried messages: a day at most, whatever the retention (RECENT is two days ago)
+        conn.execute(insert(chat_receipts), [
+            {"session_id": "web-old-a", "message_id": "m1", "response": f'{{"question": "{OLD_WORDS}"}}',
+             "created_at": OLD},
+            {"session_id": "web-new-d", "message_id": "m2", "response": f'{{"question": "{RECENT_WORDS}"}}',
+             "created_at": RECENT},
+            {"session_id": "web-new-d", "message_id": "m3", "response": '{"question": "vừa hỏi"}',
+             "created_at": NOW - 600},
+        ])
 
 
 def text_columns() -> list[tuple]:
@@ -170,7 +180,7 @@ def recent_rows(db) -> dict:
 
 
 EXPECTED = {"conversations": 4, "turns": 6, "ratings": 2, "handoff_tickets": 1, "staff_replies": 1,
-            "channel_inbox": 2, "channel_outbox": 2, "login_attempts": 1, "tracker_events": 0}
+            "channel_inbox": 2, "channel_outbox": 2, "chat_receipts": 2, "login_attempts": 1, "tracker_events": 0}
 
 
 def check_purge(store: ConversationStore, settings: Settings, batch: int) -> None:
@@ -406,7 +416,8 @@ def test_purge_on_the_command_line(tmp_path: Path, env_for: dict[str, str], proj
     assert dump(store.db) == snapshot
 
     assert run("--days", "0").returncode == 2
-    longer = json.loads(run("--days", "365", "--dry-run").stdout)  # nothing is that old
+    longer = json.loads(run("--days", "365", "--dry-run").stdout)  # nothing is that old ...
+    assert longer["would_purge"].pop("chat_receipts") == 2  # ... but answers to retries live a day at most
     assert set(longer["would_purge"].values()) == {0}
 
     done = run()

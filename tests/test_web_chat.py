@@ -354,6 +354,45 @@ def test_a_network_failure_shows_an_error_and_keeps_the_text(page: Page, server:
     expect(page.locator("#input")).to_have_value("một câu hỏi rất dài")
 
 
+def test_a_retry_after_a_lost_answer_gets_that_answer_without_a_second_turn(page: Page, server: str,
+                                                                               assistant) -> None:
+    """The server answered but the answer never reached the page (the connection dropped on the way back): the
+    "Thử lại" button sends the message again with its id, gets the first answer, and the turn is stored once."""
+    import json
+
+    bodies: list[dict] = []
+    lost = {"left": 1}
+
+    def answered_then_dropped(route: Route) -> None:
+        bodies.append(json.loads(route.request.post_data or "{}"))
+        if lost["left"]:
+            lost["left"] -= 1
+            route.fetch()  # the server runs and records the turn ...
+            route.abort("connectionreset")  # ... and its answer is lost on the way back
+        else:
+            route.continue_()
+
+    page.route("**/api/chat", answered_then_dropped)
+    page.goto(server + "/")
+    page.locator("#input").fill("đăng ký khai sinh cho con")
+    page.locator("#input").press("Enter")
+    error = page.locator("#log .msg-error")
+    expect(error).to_be_visible()
+    error.get_by_role("button", name="Thử lại").click()
+    expect(page.locator(ANSWERS)).to_have_count(1)
+    assert len(bodies) == 2
+    assert bodies[0]["message_id"] == bodies[1]["message_id"] and re.fullmatch(r"[0-9a-f]{24}",
+                                                                                bodies[0]["message_id"])
+    history = assistant.store.history(bodies[0]["session_id"])
+    assert [h["question"] for h in history] == ["đăng ký khai sinh cho con"]  # stored once
+
+    page.locator("#input").fill("lệ phí bao nhiêu")  # the next message is a new one: a new id
+    page.locator("#input").press("Enter")
+    expect(page.locator(ANSWERS)).to_have_count(2)
+    assert bodies[2]["message_id"] != bodies[0]["message_id"]
+    assert len(assistant.store.history(bodies[0]["session_id"])) == 2
+
+
 @contextmanager
 def portal_site(html: str) -> Iterator[str]:
     """Another site (a different origin on the same machine) whose every page is ``html``."""

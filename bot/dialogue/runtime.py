@@ -561,12 +561,16 @@ class Dialogue:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
     async def handle(self, session_id: str, text: str, channel: str,
-                     on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None) -> DialogueTurn:
+                     on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None,
+                     before: Callable[[], Awaitable[None]] | None = None) -> DialogueTurn:
         """One turn through Rasa, run on the dialogue's loop; awaitable from any event loop.
 
         ``on_reply`` (awaited on the dialogue's loop) stores the turn while the conversation's lock is still held, so
         the next message of this conversation — on this instance or, with the Redis lock store, on another — starts
         from the state this turn saved. Once it has started it runs to its end even if the caller gives up.
+
+        ``before`` (awaited on the dialogue's loop once the lock is held, before Rasa sees the message) may raise to
+        stop the turn: a retried message finds its first attempt's answer there.
 
         Cancelling the caller (a timeout) cancels the turn on the dialogue's loop as soon as that loop gets
         control back."""
@@ -578,10 +582,10 @@ class Dialogue:
         except RuntimeError:  # pragma: no cover - handle is a coroutine: awaited on some loop
             running = None
         if running is loop:
-            return await self._handle(session_id, text, channel, on_reply)
+            return await self._handle(session_id, text, channel, on_reply, before)
         try:
             return await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._handle(session_id, text, channel, on_reply), loop))
+                asyncio.run_coroutine_threadsafe(self._handle(session_id, text, channel, on_reply, before), loop))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -589,7 +593,8 @@ class Dialogue:
             raise DialogueError("the dialogue layer stopped during the turn") from None  # closed under it
 
     async def _handle(self, session_id: str, text: str, channel: str,
-                      on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None) -> DialogueTurn:
+                      on_reply: Callable[[DialogueTurn], Awaitable[None]] | None = None,
+                      before: Callable[[], Awaitable[None]] | None = None) -> DialogueTurn:
         from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
         parsed = await (self.parser.parse(text) if self.parser else self.agent.parse_message(text))
@@ -599,6 +604,8 @@ class Dialogue:
         # what Agent.handle_message does (the conversation's lock around the processor), with the turn stored
         # before the lock is released
         async with self.agent.lock_store.lock(session_id):
+            if before is not None:
+                await before()
             messages = await self.agent.processor.handle_message(message)
             if not messages:
                 raise DialogueError(f"no reply for intent {intent!r} (an action failed or the action server is down)")

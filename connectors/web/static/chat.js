@@ -559,16 +559,29 @@
     sendBtn.disabled = pending || !input.value.trim();
   }
 
-  // Send `text` (a question, or a button's payload) showing `shown` as the citizen's bubble.
-  // Resolves to true once answered, false if it was not sent or failed.
-  function send(text, shown, fromInput) {
+  // A new id for each message, sent again with its retries: the server answers a retried message once
+  // (its first answer comes back if the first attempt was answered after all).
+  function newMessageId() {
+    var bytes = new Uint8Array(12);
+    if (window.crypto && window.crypto.getRandomValues) {
+      window.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    }
+    return Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+  }
+
+  // Send `text` (a question, or a button's payload) showing `shown` as the citizen's bubble; `messageId` is
+  // given when retrying. Resolves to true once answered, false if it was not sent or failed.
+  function send(text, shown, fromInput, messageId) {
     var clean = String(text || '').trim();
     if (pending || !clean) return Promise.resolve(false);
     var gen = generation;
     var userMsg = renderUser(shown || clean);
+    var mid = messageId || newMessageId();
     setPending(true);
     return withSession(function (id) {
-      return postJSON('api/chat', { session_id: id, text: clean, channel: 'web' });
+      return postJSON('api/chat', { session_id: id, text: clean, channel: 'web', message_id: mid });
     }).then(function (data) {
       if (gen !== generation) return false;
       data = data && typeof data === 'object' ? data : {};
@@ -593,7 +606,7 @@
         errorMsg.remove();
         userMsg.remove();
         if (fromInput && input.value === text) { input.value = ''; onInput(); }
-        send(text, shown, fromInput);
+        send(text, shown, fromInput, mid);
       } : null);
       return false;
     });
