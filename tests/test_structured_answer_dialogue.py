@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.test_dialogue import rasa_assistant, rasa_client, send  # noqa: F401 - fixtures and helper
+from tests.test_dialogue import send
 
 HCM = "Thành phố Hồ Chí Minh"
 
 
-def test_the_answer_and_the_place_survive_the_dialogue_layer(rasa_client: TestClient) -> None:  # noqa: F811
+def test_the_answer_and_the_place_survive_the_dialogue_layer(rasa_client: TestClient) -> None:
     post = send(rasa_client)
     first = post("places-rasa-1", "Tôi ở phường 10, thành phố Vũng Tàu, làm giấy khai sinh cho con ở đâu?")
     assert first["sources"][0]["id"] == "1.001193"
@@ -24,7 +24,7 @@ def test_the_answer_and_the_place_survive_the_dialogue_layer(rasa_client: TestCl
     assert "trước ngày 01/7/2025" not in second["reply"]  # and not said again
 
 
-def test_a_commune_left_open_is_completed_by_the_next_turn_through_rasa(rasa_client: TestClient) -> None:  # noqa: F811
+def test_a_commune_left_open_is_completed_by_the_next_turn_through_rasa(rasa_client: TestClient) -> None:
     post = send(rasa_client)
     post("places-rasa-2", "đăng ký khai tử ở đâu")
     asked = post("places-rasa-2", "tôi ở xã Tân Hiệp")
