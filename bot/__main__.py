@@ -1,4 +1,4 @@
-"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|kpi-consumer|demo-data|db|purge|build-index|eval|train` (see README.md)."""
+"""Command line: `python -m bot ask|serve|callbot|actions|telegram-poll|kpi-consumer|demo-data|db|purge|build-index|eval|train|learn` (see README.md)."""
 
 from __future__ import annotations
 
@@ -302,6 +302,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    """Fit the learned ranking and decision on questions generated from the knowledge (bot/learning)."""
+    from bot.config import get_settings
+    from bot.learning.train import run_learn
+
+    output = Path(args.output) if args.output else None
+    model = run_learn(get_settings(), seed=args.seed, per_procedure=args.per_procedure, limit=args.limit,
+                      output=output)
+    print(json.dumps(model.info, ensure_ascii=False, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Vietnamese administrative procedure assistant")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -370,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train the Rasa model (skipped when config, nlu_data and bot/nlu are unchanged)")
     train.add_argument("--force", action="store_true", help="retrain even if nothing changed")
     train.set_defaults(func=cmd_train)
+
+    learn = sub.add_parser("learn", help="fit the learned ranking and decision (VNA_LEARNED_RANKING) on generated questions")
+    learn.add_argument("--seed", type=int, default=16)
+    learn.add_argument("--per-procedure", type=int, default=3,
+                       help="generated questions per procedure, twice that for citizens' own (default 3)")
+    learn.add_argument("--limit", type=int, default=None, help="only the first N procedures (by code)")
+    learn.add_argument("--output", default=None, help="artefact path (default VNA_LEARNED_RANKING_PATH)")
+    learn.set_defaults(func=cmd_learn)
 
     from bot.console.cli import register
     register(sub)

@@ -36,8 +36,16 @@ class Settings(BaseSettings):
     # question and no torch in the serving process) or "torch" (sentence-transformers). Passages are always
     # embedded by sentence-transformers when the index is built.
     embedding_runtime: Literal["onnx", "torch"] = "onnx"
+    # The model that embeds questions, when it is not embedding_model: the question side fine-tuned on questions
+    # generated from the knowledge (`python -m bot.learning.tune_encoder`), whose passages are embedding_model's.
+    question_model: str | None = None
     # Hybrid retrieval skips the question embedding when the lexical ranking alone is decisive (bot.engine).
     skip_dense_when_decisive: bool = True
+    # Rank and decide with the weights `python -m bot learn` fitted on questions generated from the knowledge
+    # (bot/learning, docs/evaluation.md "Learned ranking") instead of the hand weights; a missing artefact means the
+    # hand weights. Default path: learned_ranking.json next to the index folder.
+    learned_ranking: bool = False
+    learned_ranking_path: Path | None = None
 
     # HTTP worker processes for `serve`; 0 = one per usable core. Each holds its own copy of the index
     # (~1.1 GB RSS). One is the default: on the 2-core machine it gave the better tail latency under 20 keep-alive
@@ -180,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def resolved_index_dir(self) -> Path:
         return self.index_dir or self.data_dir / "index"
+
+    @property
+    def resolved_learned_ranking_path(self) -> Path:
+        return self.learned_ranking_path or self.resolved_index_dir.parent / "learned_ranking.json"
 
     @property
     def resolved_tracker_url(self) -> str:

@@ -95,3 +95,6 @@ class Candidate:
     coverage: float = 0.0
     cosine: float = 0.0  # raw dense similarity (0 when the dense channel did not see it)
     unknown: float = 0.0  # share of the question's topic words the knowledge base never uses
+    # the score's terms and the extra signals (bot.ranking.scorers TERMS then EXTRAS): what a learned ranker reads
+    features: tuple[float, ...] = ()
+    confidence: float | None = None  # the learned probability that this leader is right (bot.learning.model)

@@ -26,6 +26,7 @@ from bot.answer.variants import base_title
 from bot.config import Settings
 from bot.domain import Candidate, ConversationState, Mode, Reply, Source
 from bot.knowledge.models import Procedure
+from bot.learning.model import load_learned
 from bot.places import Place
 from bot.ranking.ranker import Ranker
 from bot.ranking.weights import WEIGHTS, RankingWeights
@@ -53,7 +54,8 @@ class Engine:
         self.encoder = encoder
         self.settings = settings
         self.lexicon = lexicon or load_lexicon()
-        self.ranker = Ranker(index, encoder, self.lexicon, weights, settings.skip_dense_when_decisive)
+        learned = load_learned(settings.resolved_learned_ranking_path) if settings.learned_ranking else None
+        self.ranker = Ranker(index, encoder, self.lexicon, weights, settings.skip_dense_when_decisive, learned)
 
     # ------------------------------------------------------------------ public
     def answer(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> Answer:

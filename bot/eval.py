@@ -26,9 +26,8 @@ from bot.config import Settings
 from bot.domain import ConversationState, Mode
 from bot.engine import Answer, Engine
 from bot.eval_places import score_places
-from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
-from bot.retrieval.onnx_encoder import load_question_encoder
+from bot.retrieval.onnx_encoder import load_question_encoder, passage_encoder
 from bot.text.vietnamese import fold
 
 
@@ -240,7 +239,8 @@ def render(results: list[ModeResult], settings: Settings, manifest: dict, devset
     lines.append(
         f"Dev set: {sizes}. Index: {manifest['procedures']} procedures, {manifest['plan_passages']} plan passages; "
         f"model {settings.embedding_model} (int8={settings.embedding_quantize}, "
-        f"questions through {settings.embedding_runtime}). "
+        f"questions through {settings.embedding_runtime}"
+        + (f", question model {settings.question_model}" if settings.question_model else "") + "). "
         f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}."
     )
     return "\n".join(lines)
@@ -262,7 +262,7 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         "places": _read(root / "place_questions.jsonl"),
     }
     encoder = load_question_encoder(settings)
-    index = ensure_index(settings, encoder=encoder if isinstance(encoder, Encoder) else None)
+    index = ensure_index(settings, encoder=passage_encoder(settings, encoder))
     engine = Engine(index, encoder, settings)
     engine.answer("làm lại căn cước ở đâu")  # warm-up: first call pays lazy initialisation
     results = []

@@ -23,9 +23,8 @@ from bot.events import publisher_for
 from bot.faq import FaqMatcher, FaqStore, faq_answer
 from bot.metrics import observe_turn
 from bot.privacy import mask
-from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import ensure_index
-from bot.retrieval.onnx_encoder import load_question_encoder
+from bot.retrieval.onnx_encoder import load_question_encoder, passage_encoder
 from bot.shared import Announcements
 from bot.text import warm_up
 
@@ -97,7 +96,7 @@ class Assistant:
         self.settings = settings
         encoder = load_question_encoder(settings, progress=progress)
         # the passage encoder (torch) is loaded only if the index has to be (re)built
-        index = ensure_index(settings, encoder=encoder if isinstance(encoder, Encoder) else None, progress=progress)
+        index = ensure_index(settings, encoder=passage_encoder(settings, encoder), progress=progress)
         self.engine = Engine(index, encoder, settings)
         # Load the segmenter and run one question through every stage now, so /health only answers once the
         # first citizen's question is as fast as the rest.

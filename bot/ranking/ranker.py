@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from bot.domain import Candidate, Mode
+from bot.learning.model import LearnedRanking
 from bot.ranking.followup import asked_variant, moves_on
 from bot.ranking.fusion import channel_weights, lexical_only, normalised_dense
 from bot.ranking.query import QueryFeatures
 from bot.ranking.records import RecordProfiles
-from bot.ranking.scorers import fused_score
+from bot.ranking.scorers import TERMS, extra_signals, hand_sum, score_terms
 from bot.ranking.weights import WEIGHTS, RankingWeights
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
@@ -26,8 +27,11 @@ class Ranker:
     """Ranked candidates for a question over one index: BM25 and dense channels fused, then scored."""
 
     def __init__(self, index: KnowledgeIndex, encoder: Encoder | OnnxQueryEncoder, lexicon: Lexicon,
-                 weights: RankingWeights = WEIGHTS, skip_dense_when_decisive: bool = True) -> None:  # fmt: skip
+                 weights: RankingWeights = WEIGHTS, skip_dense_when_decisive: bool = True,
+                 learned: LearnedRanking | None = None) -> None:  # fmt: skip
         self.index = index
+        # the learned ranking and decision (bot.learning.model; Settings.learned_ranking): None = the hand weights
+        self.learned = learned
         self.encoder = encoder
         self.lexicon = lexicon
         self.weights = weights
@@ -86,9 +90,10 @@ class Ranker:
         if keep is not None:
             pool.setdefault(keep, 0.0)  # outside the dense channel's candidates: its normalised dense score is 0
         if mode == "hybrid" and pool and self.skip_dense_when_decisive:
-            quick = self.score(pool, cosines, lex_all, lex_max, lexical_only(w), query)
+            # decisive or not is judged on the hand score, whichever ranking then orders the pool
+            quick = self.score(pool, cosines, lex_all, lex_max, lexical_only(w), query, learned=False)
             if self.decisive(quick):
-                return quick
+                return self.learned.rescore(quick, question.text) if self.learned is not None else quick
         if mode != "lexical":
             vector = self.encoder.encode_queries([query.search])[0]
             ids, sims = self.index.dense.search(vector, min(w.candidates, n))
@@ -99,22 +104,34 @@ class Ranker:
         return self.score(pool, cosines, lex_all, lex_max, channel_weights(mode, question.text, w), query)
 
     def score(self, pool: dict[int, float], cosines: dict[int, float], lex_all: np.ndarray, lex_max: float,
-              channels: tuple[float, float], query: QueryFeatures) -> list[Candidate]:  # fmt: skip
-        """Candidates for the pooled records (index -> normalised dense score), best first."""
+              channels: tuple[float, float], query: QueryFeatures, learned: bool = True) -> list[Candidate]:  # fmt: skip
+        """Candidates for the pooled records (index -> normalised dense score), best first: by the hand score, or
+        by the learned one when the ranker has it and ``learned``."""
         out = []
         for i, dense_n in pool.items():
             doc = self.index.docs[i]
             lex_n = float(lex_all[i]) / lex_max if lex_max > 0 else 0.0
             cov = query.coverage(self.records.tokens[i])
-            score = fused_score(i, doc.kind, lex_n, dense_n, cov, channels, query, self.records, self.weights)
-            out.append(Candidate(i, doc, score, lex_n, dense_n, cov, cosines.get(i, 0.0), query.unknown))
+            cosine = cosines.get(i, 0.0)
+            terms = score_terms(i, doc.kind, lex_n, dense_n, cov, channels, query, self.records, self.weights)
+            extras = extra_signals(i, doc.kind, lex_n, cosine, query, self.records)
+            out.append(Candidate(i, doc, hand_sum(terms), lex_n, dense_n, cov, cosine, query.unknown,
+                                 (*terms, *extras)))  # fmt: skip
         out.sort(key=lambda c: c.score, reverse=True)
+        if learned and self.learned is not None:
+            return self.learned.rescore(out, query.question.text)
         return out
 
     def confident(self, top: Candidate) -> bool:
         """Whether the leader may be answered: words the knowledge never uses ("youtube", "shopee", "flan") mean the
-        question is about something else, however well its other words match."""
-        return top.score - self.weights.unknown_word_penalty * top.unknown >= self.weights.confident
+        question is about something else, however well its other words match. With the learned decision: its
+        probability that the leader is right reaches its one threshold."""
+        if self.learned is None:
+            return top.score - self.weights.unknown_word_penalty * top.unknown >= self.weights.confident
+        if top.confidence is not None:
+            return self.learned.confident(top)
+        hand = hand_sum(top.features[: len(TERMS)])  # a plan passage: the hand gate, on the hand score
+        return hand - self.weights.unknown_word_penalty * top.unknown >= self.weights.confident
 
     def decisive(self, ranked: list[Candidate]) -> bool:
         """Whether the lexical ranking alone settles the question (see RankingWeights.decisive_*)."""

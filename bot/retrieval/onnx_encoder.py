@@ -294,13 +294,22 @@ def load_question_encoder(settings: Settings, progress: bool = True) -> OnnxQuer
     model's pipeline can be exported, otherwise (logged) the sentence-transformers encoder."""
     from bot.retrieval.embedding_model import load_encoder
 
+    name = settings.question_model or settings.embedding_model
     if settings.embedding_runtime == "onnx":
         try:
-            return load_query_encoder(settings.embedding_model, settings.cache_dir,
-                                      quantize=settings.embedding_quantize, progress=progress)  # fmt: skip
+            return load_query_encoder(name, settings.cache_dir, quantize=settings.embedding_quantize,
+                                      progress=progress)  # fmt: skip
         except OnnxExportError as exc:
             logger.warning("ONNX question encoder unavailable (%s); using sentence-transformers", exc)
-    return load_encoder(settings.embedding_model, settings.cache_dir, quantize=settings.embedding_quantize)
+    return load_encoder(name, settings.cache_dir, quantize=settings.embedding_quantize)
+
+
+def passage_encoder(settings: Settings, questions: OnnxQueryEncoder | Encoder) -> Encoder | None:
+    """The question encoder, when it may also embed the passages of an index being built (a sentence-transformers
+    encoder of ``embedding_model``); None otherwise (the index loads ``embedding_model`` itself if it must build)."""
+    from bot.retrieval.embedding_model import Encoder
+
+    return questions if isinstance(questions, Encoder) and not settings.question_model else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
