@@ -40,6 +40,7 @@ from bot.events import (
     publisher_for,
 )
 from tests.channel_peers import free_port, wait_for
+from tests.services import pg_schema
 
 AMQP_URL = os.environ.get("VNA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -505,31 +506,13 @@ def test_publisher_for_is_none_without_a_broker_and_refuses_a_wrong_url(tmp_path
 
 # ---------------------------------------------------------------------------------------------- the command
 
-POSTGRES_URL = os.environ.get("VNA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
 def postgres_url() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    try:
-        admin = create_engine(POSTGRES_URL, future=True)
-        with admin.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    schema = f"vna_events_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema("vna_events") as url:
+        yield url
 
 
 def consumer_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -6,13 +6,11 @@ against its formula, on SQLite and on the local PostgreSQL service.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import text, update
 
 from bot.api import create_app
 from bot.config import Settings
@@ -22,8 +20,8 @@ from bot.kpis import bucket_of, compute_kpis, kpis_csv, question_key
 from bot.privacy import mask
 from bot.schema import conversations, handoff_tickets, ratings, turns
 from bot.service import Assistant
+from tests.services import pg_schema
 
-POSTGRES_URL = os.environ.get("VNA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 DAY = 86400
 T0 = 1_763_856_000.0  # 2025-11-23 00:00 UTC = 07:00 in Vietnam
 
@@ -117,27 +115,11 @@ def test_csat_counts_citizens_not_rating_requests(tmp_path) -> None:
 
 
 def test_kpis_on_postgresql() -> None:
-    try:
-        admin = create_engine(POSTGRES_URL, future=True)
-        with admin.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    schema = f"vna_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}"
+    with pg_schema() as url:
         store = ConversationStore(url)
         history(store)
         check(store.db)
         store.db.dispose()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_periods_are_vietnam_days_weeks_and_months() -> None:

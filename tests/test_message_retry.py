@@ -16,7 +16,8 @@ from bot.conversation import RECEIPT_TTL_S, AlreadyAnswered, ConversationStore
 from bot.domain import ConversationState, Reply
 from bot.retention import purge
 from bot.schema import chat_receipts
-from tests.test_scaleout_state import counting, pg_schema
+from tests.services import pg_schema
+from tests.test_scaleout_state import counting
 
 
 def chat(client: TestClient, session: str, text: str, message_id: str | None = None) -> dict:

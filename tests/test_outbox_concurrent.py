@@ -10,19 +10,17 @@ it is not reachable, and fail under CI=true.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from bot.config import Settings
@@ -31,8 +29,8 @@ from bot.schema import channel_outbox
 from connectors.core import ChannelHub, ChannelStore
 from connectors.telegram import TelegramChannel
 from tests.channel_peers import TelegramPeer, configured, wait_for
+from tests.services import pg_schema
 
-POSTGRES_URL = os.environ.get("VNA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 USERS = 100
 PER_USER = 2  # 200 replies, two per citizen: the second must never overtake the first
@@ -41,23 +39,8 @@ TEXT = "Hồ sơ cấp lại thẻ căn cước: tờ khai CT01 và thẻ cũ (t
 
 @pytest.fixture()
 def postgres_url() -> Iterator[str]:
-    try:
-        admin = create_engine(POSTGRES_URL, future=True)
-        with admin.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    schema = f"vna_outbox_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema("vna_outbox") as url:
+        yield url
 
 
 @pytest.fixture()

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,8 +41,8 @@ from bot.schema import (
     turns,
 )
 from connectors.core import ChannelStore
+from tests.services import pg_schema
 
-POSTGRES_URL = os.environ.get("VNA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 DAY = 86400.0
 NOW = time.time()
 OLD = NOW - 200 * DAY  # before the default cutoff (180 days)
@@ -249,29 +247,9 @@ def test_old_personal_data_goes_recent_stays_and_old_kpis_hold_on_sqlite(sqlite_
     assert any(RECENT_MARK.encode() in f.read_bytes() for f in files)
 
 
-def postgres_url() -> Iterator[str]:
-    try:
-        admin = create_engine(POSTGRES_URL, future=True)
-        with admin.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    schema = f"vna_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
 @pytest.fixture()
 def pg_store(tmp_path: Path) -> Iterator[tuple[ConversationStore, Settings]]:
-    for url in postgres_url():
+    with pg_schema() as url:
         store = ConversationStore(url)
         yield store, Settings(data_dir=tmp_path, database_url=url)
         store.db.dispose()

@@ -18,7 +18,7 @@ import pytest
 
 from bot.config import Settings
 from bot.service import Assistant
-from tests.test_scaleout_state import pg_schema, redis_prefix
+from tests.services import pg_schema, redis_prefix
 
 QUESTIONS = ("làm lại căn cước ở đâu", "lệ phí đăng ký kết hôn bao nhiêu")
 

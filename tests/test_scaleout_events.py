@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot.conversation import ConversationStore, make_event
 from bot.domain import ConversationState, Reply, Source
 from bot.schema import handoff_tickets, ratings, turns
-from tests.test_scaleout_state import pg_schema
+from tests.services import pg_schema
 
 
 class Broker:

@@ -17,7 +17,7 @@ from bot.conversation import ConversationStore
 from bot.faq import FaqMatcher, FaqStore
 from bot.shared import Announcements
 from tests.channel_peers import wait_for
-from tests.test_scaleout_state import redis_prefix
+from tests.services import redis_prefix
 
 LUNCH = "Bộ phận một cửa nghỉ trưa lúc mấy giờ?"
 LUNCH_ANSWER = "Bộ phận một cửa nghỉ trưa từ 11 giờ 30 đến 13 giờ 30, từ thứ Hai đến thứ Sáu."

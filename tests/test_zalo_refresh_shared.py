@@ -24,7 +24,7 @@ from bot.keys import TokenCipher
 from connectors.core import ChannelStore, DeliveryError
 from connectors.zalo import ZaloChannel
 from tests.channel_peers import ZaloPeer, configured, serve, zalo_api
-from tests.test_scaleout_state import redis_prefix
+from tests.services import redis_prefix
 
 
 @pytest.fixture()
