@@ -23,7 +23,7 @@ from bot.answer.compose import compose_plan, compose_procedure
 from bot.answer.places import REORGANISED, place_note
 from bot.answer.structured import structured_answer
 from bot.answer.variants import base_title
-from bot.config import Settings
+from bot.config import PROJECT_DIR, Settings
 from bot.domain import Candidate, ConversationState, Mode, Reply, Source
 from bot.knowledge.models import Procedure
 from bot.learning.model import load_learned
@@ -33,6 +33,8 @@ from bot.ranking.weights import WEIGHTS, RankingWeights
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
 from bot.retrieval.onnx_encoder import OnnxQueryEncoder
+from bot.text.acronyms import with_acronyms
+from bot.text.diacritics import CONVERSATION_WEIGHT, Restorer, conversation_texts
 from bot.text.lexicon import Lexicon, load_lexicon
 from bot.text.vietnamese import normalize
 from bot.understanding import Question, known_aspects, read, understand
@@ -42,6 +44,7 @@ MAX_OPTIONS = 3  # closest procedures offered when the engine is unsure
 MAX_SOURCES = 5
 
 Answer = tuple[Reply, ConversationState]
+NLU_EXAMPLES = PROJECT_DIR / "nlu_data" / "nlu.yml"
 
 
 class Engine:
@@ -53,9 +56,16 @@ class Engine:
         self.kb = index.kb
         self.encoder = encoder
         self.settings = settings
-        self.lexicon = lexicon or load_lexicon()
+        # the hand lexicon, plus the acronyms learned from the titles that it does not list (bot/text/acronyms.py)
+        self.lexicon = with_acronyms(lexicon if lexicon is not None else load_lexicon(), index.acronyms)
+        # diacritics put back on questions typed without them, for the meaning channel: counted from the records at
+        # build time, plus citizens' wording (the NLU examples and the lexicon's terms) counted here
+        phrases = [p for e in self.lexicon.entries if not e.learned for p in (*e.terms, *e.canonical)]
+        self.restorer = Restorer.learn([*conversation_texts(NLU_EXAMPLES), *phrases], weight=CONVERSATION_WEIGHT,
+                                       base=index.restorer)  # fmt: skip
         learned = load_learned(settings.resolved_learned_ranking_path) if settings.learned_ranking else None
-        self.ranker = Ranker(index, encoder, self.lexicon, weights, settings.skip_dense_when_decisive, learned)
+        self.ranker = Ranker(index, encoder, self.lexicon, weights, settings.skip_dense_when_decisive, learned,
+                             self.restorer)  # fmt: skip
 
     # ------------------------------------------------------------------ public
     def answer(self, text: object, state: ConversationState | None = None, mode: Mode = "hybrid") -> Answer:

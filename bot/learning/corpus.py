@@ -141,7 +141,7 @@ class _Reverse:
     def __init__(self, lexicon: Lexicon) -> None:
         table: dict[str, list[str]] = {}
         for entry in lexicon.entries:
-            if entry.strict:
+            if entry.strict or entry.learned:  # the acronyms learned from the titles are not how citizens were seen to write
                 continue
             for canonical in entry.canonical:
                 key = fold(canonical).strip()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.answer.aspects import aspect_spans
+from bot.text.diacritics import Restorer
 from bot.text.lexicon import Lexicon
 from bot.text.vietnamese import lexical_tokens
 from bot.understanding import FILLER, Question, topic_words, without_aspect_phrases
@@ -65,19 +66,23 @@ class QueryFeatures:
     """What the scorers need to know about the question, computed once per retrieval."""
 
     question: Question
-    search: str  # the text the channels search (see search_text)
+    search: str  # the text the lexical channel searches (see search_text)
+    meaning: str  # the text the dense channel encodes: search_text of the question with its diacritics put back
     coverage: Coverage
     asked: frozenset[str]  # topic words of the search text
     numbers: frozenset[str]  # numbers of three digits or more it quotes ("1022", "2207")
     unknown: float  # see unknown_share
 
     @classmethod
-    def of(cls, question: Question, lexicon: Lexicon, vocabulary: frozenset[str]) -> QueryFeatures:
+    def of(cls, question: Question, lexicon: Lexicon, vocabulary: frozenset[str],
+           restorer: Restorer | None = None) -> QueryFeatures:  # fmt: skip
         search = search_text(question.text, lexicon)
+        restored = restorer.restore(question.text) if restorer is not None else question.text
         asked = frozenset(topic_words(search))
         return cls(
             question=question,
             search=search,
+            meaning=search if restored == question.text else search_text(restored, lexicon),
             coverage=coverage_of(question.text, lexicon),
             asked=asked,
             numbers=frozenset(w for w in asked if any(ch.isdigit() for ch in w) and len(w) >= 3),

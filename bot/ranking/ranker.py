@@ -19,6 +19,7 @@ from bot.ranking.weights import WEIGHTS, RankingWeights
 from bot.retrieval.embedding_model import Encoder
 from bot.retrieval.index import KnowledgeIndex
 from bot.retrieval.onnx_encoder import OnnxQueryEncoder
+from bot.text.diacritics import Restorer
 from bot.text.lexicon import Lexicon
 from bot.understanding import Question, naming_phrases
 
@@ -28,7 +29,7 @@ class Ranker:
 
     def __init__(self, index: KnowledgeIndex, encoder: Encoder | OnnxQueryEncoder, lexicon: Lexicon,
                  weights: RankingWeights = WEIGHTS, skip_dense_when_decisive: bool = True,
-                 learned: LearnedRanking | None = None) -> None:  # fmt: skip
+                 learned: LearnedRanking | None = None, restorer: Restorer | None = None) -> None:  # fmt: skip
         self.index = index
         # the learned ranking and decision (bot.learning.model; Settings.learned_ranking): None = the hand weights
         self.learned = learned
@@ -37,9 +38,10 @@ class Ranker:
         self.weights = weights
         self.skip_dense_when_decisive = skip_dense_when_decisive
         self.records = RecordProfiles.of(index)
+        self.restorer = restorer  # puts diacritics back for the meaning channel (bot/text/diacritics.py)
 
     def features(self, question: Question) -> QueryFeatures:
-        return QueryFeatures.of(question, self.lexicon, self.index.vocabulary)
+        return QueryFeatures.of(question, self.lexicon, self.index.vocabulary, self.restorer)
 
     def rank(self, question: Question, mode: Mode = "hybrid", k: int = 10) -> list[Candidate]:
         """The ``k`` best candidates, best first.
@@ -95,7 +97,7 @@ class Ranker:
             if self.decisive(quick):
                 return self.learned.rescore(quick, question.text) if self.learned is not None else quick
         if mode != "lexical":
-            vector = self.encoder.encode_queries([query.search])[0]
+            vector = self.encoder.encode_queries([query.meaning])[0]
             ids, sims = self.index.dense.search(vector, min(w.candidates, n))
             pool.update(normalised_dense(ids, sims))
             cosines.update({int(i): float(s) for i, s in zip(ids, sims, strict=True)})

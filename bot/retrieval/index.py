@@ -6,7 +6,8 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import __version__
@@ -16,11 +17,15 @@ from bot.retrieval.dense import DenseIndex
 from bot.retrieval.documents import SearchDoc, plan_doc, procedure_doc
 from bot.retrieval.embedding_model import Encoder, load_encoder
 from bot.retrieval.lexical import LexicalIndex
+from bot.text.acronyms import derive_acronyms
+from bot.text.diacritics import Restorer
 from bot.text.vietnamese import fold, syllables
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+ACRONYMS = "acronyms.json"
+DIACRITICS = "diacritics.json"
 _BOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +37,8 @@ class KnowledgeIndex:
     dense: DenseIndex
     manifest: dict
     vocabulary: frozenset[str]  # every folded syllable of the knowledge (all fields, not only what is indexed)
+    acronyms: dict[str, str] = field(default_factory=dict)  # learned from the titles (bot/text/acronyms.py)
+    restorer: Restorer = field(default_factory=Restorer)  # diacritics counted from the records (bot/text/diacritics.py)
 
 
 def domain_vocabulary(kb: KnowledgeBase) -> set[str]:
@@ -48,6 +55,17 @@ def domain_vocabulary(kb: KnowledgeBase) -> set[str]:
     return vocab
 
 
+def knowledge_texts(kb: KnowledgeBase) -> Iterator[str]:
+    """The written text of the knowledge, field by field: what the diacritics restorer counts."""
+    for proc in kb.procedures.values():
+        yield from (proc.title, proc.domain, proc.subjects, proc.agency, proc.conditions)
+        yield from proc.steps
+        yield from proc.results
+        yield from (d.name for d in proc.documents)
+    for passage in kb.passages.values():
+        yield passage.text
+
+
 def search_docs(kb: KnowledgeBase) -> list[SearchDoc]:
     docs = [procedure_doc(p) for p in kb.procedures.values()]
     docs += [plan_doc(p, kb.documents[p.doc_id]) for p in kb.passages.values()]
@@ -60,6 +78,8 @@ INDEX_SOURCES = ("procedures", "plans")  # under the knowledge folder
 INDEX_CODE = (
     _BOT / "knowledge",  # record parser, plan splitter and OCR repair, the knowledge base
     _BOT / "text" / "vietnamese.py",  # normalize / fold / syllables / lexical_tokens
+    _BOT / "text" / "acronyms.py",  # acronyms learned from the titles
+    _BOT / "text" / "diacritics.py",  # diacritics restored, counted from the records
     *(_BOT / "retrieval" / f"{name}.py" for name in ("documents", "lexical", "dense", "embedding_model",
                                                        "onnx_encoder", "index")),
 )
@@ -106,13 +126,19 @@ def build_index(settings: Settings, encoder: Encoder | None = None, progress: bo
     (tmp / "docs.jsonl").write_text(
         "\n".join(json.dumps(d.__dict__, ensure_ascii=False) for d in docs) + "\n", encoding="utf-8"
     )
-    (tmp / "vocabulary.txt").write_text("\n".join(sorted(domain_vocabulary(kb))), encoding="utf-8")
+    vocabulary = domain_vocabulary(kb)
+    (tmp / "vocabulary.txt").write_text("\n".join(sorted(vocabulary)), encoding="utf-8")
+    acronyms = derive_acronyms((p.title for p in kb.procedures.values()), vocabulary)
+    (tmp / ACRONYMS).write_text(json.dumps(acronyms, ensure_ascii=False, indent=0), encoding="utf-8")
+    restorer = Restorer.learn(knowledge_texts(kb))
+    (tmp / DIACRITICS).write_text(json.dumps(restorer.to_dict(), ensure_ascii=False), encoding="utf-8")
     lexical.save(tmp / "bm25")
     dense.save(tmp / "dense.faiss")
     manifest = _wanted_manifest(settings) | {
         "procedures": len(kb.procedures),
         "plan_passages": len(kb.passages),
         "documents": len(docs),
+        "acronyms": len(acronyms),
         "dimension": int(vectors.shape[1]),
         "parse_seconds": round(parsed_at - started, 1),
         "build_seconds": round(time.perf_counter() - started, 1),
@@ -144,6 +170,8 @@ def load_index(settings: Settings) -> KnowledgeIndex:
         dense=DenseIndex.load(directory / "dense.faiss"),
         manifest=json.loads((directory / MANIFEST).read_text(encoding="utf-8")),
         vocabulary=frozenset((directory / "vocabulary.txt").read_text(encoding="utf-8").split()),
+        acronyms=json.loads((directory / ACRONYMS).read_text(encoding="utf-8")),
+        restorer=Restorer.from_dict(json.loads((directory / DIACRITICS).read_text(encoding="utf-8"))),
     )
 
 

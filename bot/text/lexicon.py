@@ -110,6 +110,7 @@ class LexiconEntry:
     exclude: tuple[str, ...] = ()  # never apply if one of these occurs near the match
     window: int = 6  # "near" = within this many tokens on either side
     strict: bool = False  # match the diacritics exactly (no folding)
+    learned: bool = False  # not from lexicon.yml: an acronym learned from the titles (bot/text/acronyms.py)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "entry") -> LexiconEntry:
