@@ -4,7 +4,7 @@ Citizens shorten the names they meet in titles to their initials ("xin gpxd", "�
 hand lexicon (``knowledge/lexicon.yml``) lists the ones its authors met in questions; this module reads every such
 name off the 2,849 titles instead, so that a procedure nobody wrote a lexicon entry for is still found by its
 initials. It is learned from the knowledge and nothing else (no question set is read), and measured on questions
-it was not written from (docs/evaluation.md, "Acronyms learned from the titles").
+it was not written from (docs/evaluation.md, "Learned from the knowledge: acronyms and diacritics").
 
 A title is cut at its punctuation, each piece split into words by underthesea (so a phrase never starts or ends
 inside a compound word: "tục đăng ký" is not a phrase of "thủ tục đăng ký"), and every run of one to four words

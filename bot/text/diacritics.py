@@ -2,13 +2,13 @@
 
 Four in ten citizens' questions come without diacritics ("lam lai giay khai sinh o dau"). The lexical channel
 folds both sides and does not mind; the meaning channel does: the embedding model reads "lam lai giay khai sinh" as
-other words than "làm lại giấy khai sinh" (docs/evaluation.md: dense hit@1 without diacritics 0.43–0.51 against
-0.68–0.72 with them). :class:`Restorer` picks, for every syllable typed without marks, the written form that fits
-best between its neighbours: a syllable bigram model (interpolated with the form's own frequency) decoded with
-Viterbi over the whole message. It is counted from the records (titles, steps, papers, results, conditions,
+other words than "làm lại giấy khai sinh" (docs/evaluation.md: the dense channel alone was right on 27–51 % of such
+questions, 69–75 % once they are restored). :class:`Restorer` picks, for every syllable typed without marks, the
+written form that fits best between its neighbours: a syllable bigram model (interpolated with each form's overall
+frequency) decoded with Viterbi over the whole message. It is counted from the records (titles, steps, papers, results, conditions,
 subjects, agencies), the plan passages, the lexicon's phrases and the NLU examples — all in this project, none of
-the evaluation questions — and measured on questions it was not counted from (docs/evaluation.md, "Diacritics
-restored").
+the evaluation questions — and measured on questions it was not counted from (docs/evaluation.md, "Learned from the
+knowledge: acronyms and diacritics").
 
 A syllable the text never writes with marks (an acronym, a foreign word, a number) is left as typed, and so is a
 message that already has diacritics.
@@ -35,7 +35,7 @@ _MAX_FORMS = 8  # written forms tried per syllable, the most frequent first
 # How much more a syllable of the NLU examples and the lexicon counts than one of the records: the records are
 # written in the administration's register and rarely use "tôi", "đâu", "cần", "mới"; citizens' own wording is scarce
 # and counts more. Chosen on a fifth of the NLU examples held back from the counts (1 / 3 / 10 / 30: syllables right
-# 0.836 / 0.892 / 0.900 / 0.913), the knee of that curve; docs/evaluation.md, "Diacritics restored".
+# 0.836 / 0.892 / 0.900 / 0.913), the knee of that curve; docs/evaluation.md, "Learned from the knowledge".
 CONVERSATION_WEIGHT = 10
 _ANNOTATION = re.compile(r"\]\(\w+\)|\]\{[^}]*\}")
 
