@@ -8,7 +8,7 @@ from pathlib import Path
 import bot.text.diacritics
 from bot.domain import ConversationState
 from bot.engine import NLU_EXAMPLES, Engine
-from bot.ranking.query import QueryFeatures
+from bot.ranking.query import QueryFeatures, meaning_text
 from bot.text.diacritics import Restorer, conversation_texts
 from bot.text.vietnamese import has_diacritics
 from bot.understanding import read
@@ -48,14 +48,12 @@ def test_the_nlu_examples_are_read_without_their_annotations(tmp_path: Path) -> 
 def test_the_engine_restores_citizens_wording_for_the_meaning_channel(engine: Engine) -> None:
     restored = engine.restorer.restore("con toi moi sinh, lam giay khai sinh o dau, can mang gi")
     assert restored == "con tôi mới sinh, làm giấy khai sinh ở đâu, cần mang gì"
-    question = read("lam lai the can cuoc bi mat o dau", ConversationState(), engine.lexicon)
-    features = QueryFeatures.of(question, engine.lexicon, engine.index.vocabulary, engine.restorer)
-    assert "làm lại thẻ căn cước bị mất" in features.meaning
-    assert features.search.startswith("lam lai the can cuoc")  # the lexical channel folds anyway: unchanged
-    written = QueryFeatures.of(
-        read("làm lại thẻ căn cước", ConversationState(), engine.lexicon),
-        engine.lexicon,
-        engine.index.vocabulary,
-        engine.restorer,
-    )
-    assert written.meaning == written.search and has_diacritics(written.meaning)
+    unmarked = QueryFeatures.of(read("lam lai the can cuoc bi mat o dau", ConversationState(), engine.lexicon),
+                                engine.lexicon, engine.index.vocabulary)  # fmt: skip
+    assert unmarked.search.startswith("lam lai the can cuoc")  # the lexical channel folds anyway: unchanged
+    assert "làm lại thẻ căn cước bị mất" in meaning_text(unmarked, engine.lexicon, engine.restorer)
+    assert meaning_text(unmarked, engine.lexicon, None) == unmarked.search
+    written = QueryFeatures.of(read("làm lại thẻ căn cước", ConversationState(), engine.lexicon), engine.lexicon,
+                               engine.index.vocabulary)  # fmt: skip
+    assert meaning_text(written, engine.lexicon, engine.restorer) == written.search
+    assert has_diacritics(written.search)

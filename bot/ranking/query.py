@@ -25,6 +25,16 @@ def search_text(question: str, lexicon: Lexicon) -> str:
     return lexicon.expand(question, base=kept, skip=aspect_spans(question))
 
 
+def meaning_text(query: QueryFeatures, lexicon: Lexicon, restorer: Restorer | None) -> str:
+    """The text the dense channel encodes: the search text of the question with its diacritics put back
+    (bot/text/diacritics.py), or the search text itself when it has them (or there is no restorer). Computed only
+    when the dense pass runs."""
+    if restorer is None:
+        return query.search
+    restored = restorer.restore(query.question.text)
+    return query.search if restored == query.question.text else search_text(restored, lexicon)
+
+
 def coverage_of(question: str, lexicon: Lexicon) -> Coverage:
     """How much of what the citizen said a record covers: the share of the question's topic words found in the
     record, where a word the lexicon rewrote ("cccd", "sổ đỏ") counts when the record has most of its official
@@ -66,23 +76,19 @@ class QueryFeatures:
     """What the scorers need to know about the question, computed once per retrieval."""
 
     question: Question
-    search: str  # the text the lexical channel searches (see search_text)
-    meaning: str  # the text the dense channel encodes: search_text of the question with its diacritics put back
+    search: str  # the text the lexical channel searches (see search_text; the dense channel: meaning_text)
     coverage: Coverage
     asked: frozenset[str]  # topic words of the search text
     numbers: frozenset[str]  # numbers of three digits or more it quotes ("1022", "2207")
     unknown: float  # see unknown_share
 
     @classmethod
-    def of(cls, question: Question, lexicon: Lexicon, vocabulary: frozenset[str],
-           restorer: Restorer | None = None) -> QueryFeatures:  # fmt: skip
+    def of(cls, question: Question, lexicon: Lexicon, vocabulary: frozenset[str]) -> QueryFeatures:
         search = search_text(question.text, lexicon)
-        restored = restorer.restore(question.text) if restorer is not None else question.text
         asked = frozenset(topic_words(search))
         return cls(
             question=question,
             search=search,
-            meaning=search if restored == question.text else search_text(restored, lexicon),
             coverage=coverage_of(question.text, lexicon),
             asked=asked,
             numbers=frozenset(w for w in asked if any(ch.isdigit() for ch in w) and len(w) >= 3),

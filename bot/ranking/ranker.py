@@ -12,7 +12,7 @@ from bot.domain import Candidate, Mode
 from bot.learning.model import LearnedRanking
 from bot.ranking.followup import asked_variant, moves_on
 from bot.ranking.fusion import channel_weights, lexical_only, normalised_dense
-from bot.ranking.query import QueryFeatures
+from bot.ranking.query import QueryFeatures, meaning_text
 from bot.ranking.records import RecordProfiles
 from bot.ranking.scorers import TERMS, extra_signals, hand_sum, score_terms
 from bot.ranking.weights import WEIGHTS, RankingWeights
@@ -41,7 +41,7 @@ class Ranker:
         self.restorer = restorer  # puts diacritics back for the meaning channel (bot/text/diacritics.py)
 
     def features(self, question: Question) -> QueryFeatures:
-        return QueryFeatures.of(question, self.lexicon, self.index.vocabulary, self.restorer)
+        return QueryFeatures.of(question, self.lexicon, self.index.vocabulary)
 
     def rank(self, question: Question, mode: Mode = "hybrid", k: int = 10) -> list[Candidate]:
         """The ``k`` best candidates, best first.
@@ -97,7 +97,7 @@ class Ranker:
             if self.decisive(quick):
                 return self.learned.rescore(quick, question.text) if self.learned is not None else quick
         if mode != "lexical":
-            vector = self.encoder.encode_queries([query.meaning])[0]
+            vector = self.encoder.encode_queries([meaning_text(query, self.lexicon, self.restorer)])[0]
             ids, sims = self.index.dense.search(vector, min(w.candidates, n))
             pool.update(normalised_dense(ids, sims))
             cosines.update({int(i): float(s) for i, s in zip(ids, sims, strict=True)})

@@ -41,29 +41,26 @@ class KnowledgeIndex:
     restorer: Restorer = field(default_factory=Restorer)  # diacritics counted from the records (bot/text/diacritics.py)
 
 
-def domain_vocabulary(kb: KnowledgeBase) -> set[str]:
-    """Words the knowledge base uses anywhere. A question whose topic words are mostly outside it
-    ("đăng ký kênh youtube", "gia hạn gói cước 4G") is about something the records do not cover."""
-    vocab: set[str] = set()
-    for proc in kb.procedures.values():
-        parts = [proc.title, proc.domain, proc.subjects, proc.agency, proc.conditions, " ".join(proc.steps),
-                 " ".join(proc.results), " ".join(d.name for d in proc.documents),
-                 " ".join(b.title for b in proc.legal_basis)]
-        vocab.update(syllables(fold(" ".join(parts))))
-    for passage in kb.passages.values():
-        vocab.update(syllables(fold(passage.search_text or passage.text)))
-    return vocab
-
-
 def knowledge_texts(kb: KnowledgeBase) -> Iterator[str]:
-    """The written text of the knowledge, field by field: what the diacritics restorer counts."""
+    """The written text of the knowledge, field by field (a plan passage as repaired for search): what the vocabulary
+    and the diacritics restorer are made of."""
     for proc in kb.procedures.values():
         yield from (proc.title, proc.domain, proc.subjects, proc.agency, proc.conditions)
         yield from proc.steps
         yield from proc.results
         yield from (d.name for d in proc.documents)
+        yield from (b.title for b in proc.legal_basis)
     for passage in kb.passages.values():
-        yield passage.text
+        yield passage.search_text or passage.text
+
+
+def domain_vocabulary(kb: KnowledgeBase) -> set[str]:
+    """Words the knowledge base uses anywhere. A question whose topic words are mostly outside it
+    ("đăng ký kênh youtube", "gia hạn gói cước 4G") is about something the records do not cover."""
+    vocab: set[str] = set()
+    for text in knowledge_texts(kb):
+        vocab.update(syllables(fold(text)))
+    return vocab
 
 
 def search_docs(kb: KnowledgeBase) -> list[SearchDoc]:
