@@ -252,15 +252,19 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def run_eval(settings: Settings, args: argparse.Namespace) -> int:
-    root = Path(args.devset)
-    devset = {
+def load_devset(root: Path) -> dict[str, list[dict]]:
+    """The question files of one evaluation folder by kind (a missing file: no questions of that kind)."""
+    return {
         "procedures": _read(root / "procedure_questions.jsonl"),
         "plans": _read(root / "plan_questions.jsonl"),
         "oos": _read(root / "out_of_scope.jsonl"),
         "followups": _read(root / "followups.jsonl"),
         "places": _read(root / "place_questions.jsonl"),
     }
+
+
+def run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    devset = load_devset(Path(args.devset))
     encoder = load_question_encoder(settings)
     index = ensure_index(settings, encoder=passage_encoder(settings, encoder))
     engine = Engine(index, encoder, settings)

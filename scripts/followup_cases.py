@@ -1,6 +1,7 @@
 """Generate multi-turn conversations from the knowledge itself, for developing and checking the conversation state.
 
-    .venv/bin/python scripts/followup_cases.py            # writes eval/generated/{dev,check}/followups.jsonl
+    .venv/bin/python scripts/followup_cases.py              # writes eval/generated/{dev,check}/followups.jsonl
+    .venv/bin/python scripts/followup_cases.py --papers 200 # writes eval/generated/papers/followups.jsonl
 
 Each conversation opens with a question naming one procedure (its title, shortened as a citizen would say it), then
 asks about other aspects of it in ordinary words ("thế phải mang theo những giấy nào", "đóng tiền bao nhiêu vậy"),
@@ -73,6 +74,17 @@ SWITCH_TURNS = {
     "dev": ["còn {t} thì sao", "thế còn {t} cần giấy tờ gì"],
     "check": ["vậy {t} thì làm ở đâu", "mình hỏi thêm về {t}"],
 }
+# A later turn that asks about one paper of the procedure's own dossier ({d}: the paper's name, from its record):
+# "có cần giấy chứng sinh không" after "đăng ký khai sinh" is still about that procedure, even when another
+# procedure's title has the paper's words ("văn bản đề nghị" → "đề nghị khoanh nợ"). Written after the two lists
+# above, for the ``papers`` set (``--papers``).
+PAPER_TURNS = ["có cần {d} không", "{d} thì sao", "phải nộp {d} à", "nếu không có {d} thì có làm được không",
+               "{d} cần bản chính hay bản sao"]  # fmt: skip
+# What a paper's name begins with ("giấy", "đơn", "tờ khai", …): the rest of a dossier line is an explanation.
+PAPER_HEADS = ("giấy", "đơn", "tờ khai", "văn bản", "biên bản", "bản khai", "bản kê", "bản vẽ", "bản đồ", "bản sao",
+               "quyết định", "hợp đồng", "sổ", "thẻ", "phiếu", "chứng chỉ", "chứng từ", "báo cáo", "danh sách", "ảnh",
+               "hộ chiếu", "sơ đồ", "bằng", "hóa đơn", "bản cam kết", "bản chụp")  # fmt: skip
+_PAPER_CUT = re.compile(r"[;:,.(]| theo | của | do | đối với | trong trường hợp | hoặc | và | đã | có ")
 _PAREN = re.compile(r"\s*\([^)]*\)")
 _QUALIFIER = re.compile(r"\s+(thực hiện tại|tại cấp|cấp (xã|tỉnh|huyện|trung ương)\b|trên cổng|bằng dịch vụ).*$",
                         re.IGNORECASE)  # fmt: skip
@@ -92,6 +104,56 @@ def short_title(title: str) -> str | None:
     if not t or len(t.split()) > MAX_TITLE_WORDS or len(t.split()) < 2:
         return None
     return t[0].lower() + t[1:]
+
+
+def paper_names(proc: Procedure) -> list[str]:
+    """The names of the papers ``proc``'s dossier lists, as a citizen would quote them: the start of each dossier
+    line up to its first clause or qualifier, 3–7 words, beginning with a paper's head word; each once."""
+    names: list[str] = []
+    for document in proc.documents:
+        text = re.sub(r"^[-+•*\d.)\s]+", "", document.name)
+        head = _PAPER_CUT.split(text)[0].strip()
+        head = head[:1].lower() + head[1:]
+        if 3 <= len(head.split()) <= 7 and head.lower().startswith(PAPER_HEADS) and head not in names:
+            names.append(head)
+    return names
+
+
+def papers(seed: int, count: int) -> list[dict]:
+    """Conversations whose later turns ask about papers of the procedure's own dossier (``same`` every turn): the
+    opener of the ``check`` half, one aspect turn half the time, then one or two paper turns. Procedures of both
+    halves whose shortened title is usable and whose dossier names at least one paper."""
+    procedures = load_procedures(ROOT / "knowledge")
+    by_base: dict[str, list[str]] = {}
+    for p in procedures:
+        by_base.setdefault(base_title(p.title), []).append(p.code)
+    rng = random.Random(f"{seed}-papers")
+    pool = [(p, t, paper_names(p)) for p in procedures if (t := short_title(p.title)) is not None]
+    pool = [row for row in pool if row[2]]
+    rng.shuffle(pool)
+    rows = []
+    for n, (proc, title, names) in enumerate(pool[:count], 1):
+        opener, style = typed(rng.choice(OPENERS["check"]).format(t=title), rng)
+        turns: list[str] = [opener]
+        expect: list[str | dict | None] = [None]
+        if rng.random() < 0.5:  # another aspect first
+            asked = rng.choice(sorted(ASPECT_TURNS["check"]))
+            turns.append(typed(rng.choice(ASPECT_TURNS["check"][asked]), rng)[0])
+            expect.append("same")
+        for paper in rng.sample(names, min(len(names), rng.choice((1, 2)))):
+            turns.append(typed(rng.choice(PAPER_TURNS).format(d=paper), rng)[0])
+            expect.append("same")
+        rows.append({
+            "id": f"gen-papers-{n:03d}",
+            "turns": turns,
+            "expected": [proc.code],
+            "acceptable": sorted(set(by_base[base_title(proc.title)]) - {proc.code}),
+            "turn_expect": expect,
+            "aspect": "documents",  # the last turn asks about a paper of the dossier
+            "style": style,
+            "note": f"generated from {proc.code} ({title})",
+        })
+    return rows
 
 
 def half(code: str) -> str:
@@ -165,8 +227,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "eval" / "generated"))
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--per-half", type=int, default=150)
+    parser.add_argument("--papers", type=int, default=0, metavar="N",
+                        help="instead: N conversations asking about papers of the dossier, in <out>/papers")
     args = parser.parse_args()
-    for name, rows in generate(args.seed, args.per_half).items():
+    sets = {"papers": papers(args.seed, args.papers)} if args.papers else generate(args.seed, args.per_half)
+    for name, rows in sets.items():
         folder = Path(args.out) / name
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "followups.jsonl", "w", encoding="utf-8") as fh:

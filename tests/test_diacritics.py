@@ -45,6 +45,19 @@ def test_the_nlu_examples_are_read_without_their_annotations(tmp_path: Path) -> 
     assert len(conversation_texts(NLU_EXAMPLES)) > 1000
 
 
+def test_the_nlu_examples_of_chosen_intents(tmp_path: Path) -> None:
+    nlu = tmp_path / "nlu.yml"
+    nlu.write_text(
+        'version: "3.1"\nnlu:\n- intent: ask_fee\n  examples: |\n    - lệ phí [hộ chiếu](procedure)\n'
+        "- intent: out_of_scope\n  examples: |\n    - giá vàng hôm nay\n"
+        "- synonym: hộ chiếu\n  examples: |\n    - passport\n",
+        encoding="utf-8",
+    )
+    assert conversation_texts(nlu, lambda name: name == "out_of_scope") == ["giá vàng hôm nay"]
+    assert conversation_texts(nlu, lambda name: name.startswith("ask_")) == ["lệ phí hộ chiếu"]
+    assert len(conversation_texts(nlu)) == 3  # synonyms too, when no intent is chosen
+
+
 def test_the_engine_restores_citizens_wording_for_the_meaning_channel(engine: Engine) -> None:
     restored = engine.restorer.restore("con toi moi sinh, lam giay khai sinh o dau, can mang gi")
     assert restored == "con tôi mới sinh, làm giấy khai sinh ở đâu, cần mang gì"

@@ -12,6 +12,7 @@ import pytest
 from bot.domain import ConversationState, Reply
 from bot.engine import Engine
 from bot.eval import TurnOutcome, score_followup
+from bot.ranking.followup import quotes_papers
 from bot.ranking.weights import WEIGHTS
 from bot.text.lexicon import load_lexicon
 from bot.understanding import is_choice_only, naming_phrases
@@ -58,6 +59,40 @@ def test_the_thread_holds_over_several_turns(engine: Engine) -> None:
     assert first is not None and codes == [first] * len(codes)
     assert engine.kb.procedures[first].title.lower().endswith("khai tử")
     assert [reply.aspects[0] for reply, _ in turns[1:4]] == ["documents", "time", "online"]
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "follow_up"),
+    [
+        # a paper of the dossier whose words another title has ("Chứng thực … hợp đồng ủy quyền", "Cấp bản sao có
+        # chứng thực từ bản chính …", "Chứng thực văn bản từ chối nhận di sản"): each moved on before the dossier
+        # was read
+        ("đăng ký khai sinh cho con", "1.001193", "văn bản ủy quyền thì sao"),
+        ("đăng ký khai sinh cho con", "1.001193", "giấy chứng sinh cần bản chính hay bản sao"),
+        ("đăng ký khai sinh cho con", "1.001193", "neu khong co giay chung sinh thi co lam duoc khong"),
+        ("đăng ký thường trú cho con", "1.004222", "có cần văn bản đồng ý của chủ hộ không"),
+        ("đăng ký thường trú cho con", "1.004222", "giấy tờ chứng minh chỗ ở hợp pháp thì sao"),
+        ("cấp phiếu lý lịch tư pháp", "3.000333", "bản chụp giấy tờ tùy thân cần bản chính hay bản sao"),
+    ],
+)
+def test_a_paper_of_the_dossier_stays_on_the_procedure_and_is_answered_with_the_documents(
+        engine: Engine, first: str, code: str, follow_up: str) -> None:  # fmt: skip
+    (opening, _), (reply, state) = play(engine, first, follow_up)
+    assert answered(opening) == code
+    assert answered(reply) == code, engine.kb.procedures[answered(reply) or code].title
+    assert state.procedure == code
+    assert "documents" in reply.aspects and "Giấy tờ cần chuẩn bị:" in reply.reply
+
+
+def test_the_dossier_of_a_record_is_its_papers_not_its_title(engine: Engine) -> None:
+    records = engine.ranker.records
+    birth = records.position["1.001193"]
+    assert {"chung_sinh", "uy_quyen", "ban_chinh"} <= records.dossier[birth]  # names and copies of its papers
+    assert "chung_sinh" not in records.tokens[birth]
+    assert quotes_papers(frozenset({"giay_chung", "chung_sinh"}), birth, records)
+    assert not quotes_papers(frozenset({"khai_sinh"}), birth, records)  # its own title: not a paper
+    plan = next(i for i, d in enumerate(engine.index.docs) if d.kind == "plan")
+    assert records.dossier[plan] == frozenset()
 
 
 # ------------------------------------------------------------------------------------------------ moving on

@@ -36,12 +36,20 @@ def names(query: QueryFeatures, phrases: frozenset[str], leader: int, current: i
     """Whether the message names record ``leader`` rather than ``current``: a compound of its words that only the
     leader's record has, or, between variants of one procedure, a variant it asks for that the leader is and
     ``current`` is not ("ở tỉnh", "người nước ngoài", "nộp trực tuyến")."""
-    mine, theirs = records.tokens[leader], records.tokens[current]
-    if any(p in mine and p not in theirs for p in phrases):
+    mine, theirs, papers = records.tokens[leader], records.tokens[current], records.dossier[current]
+    if any(p in mine and p not in theirs and p not in papers for p in phrases):
         return True
     if records.base_titles[leader] != records.base_titles[current]:
         return False
     return _asked_and_only_in(query.question.prefer, leader, current, records)
+
+
+def quotes_papers(phrases: frozenset[str], current: int, records: RecordProfiles) -> bool:
+    """Whether a message staying on record ``current`` (its :func:`bot.understanding.naming_phrases`) names papers of
+    its dossier: a compound its dossier has and its title does not ("có cần giấy chứng sinh không" about đăng ký
+    khai sinh). Such a message asks about the documents."""
+    title, papers = records.tokens[current], records.dossier[current]
+    return any(p in papers and p not in title for p in phrases)
 
 
 def asked_variant(prefer: VariantPreference, current: int, records: RecordProfiles, w: RankingWeights) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from bot.answer.variants import VariantProfile, base_title, unqualified_title
+from bot.knowledge.models import Procedure
 from bot.retrieval.index import KnowledgeIndex
 from bot.text.vietnamese import fold, lexical_tokens
 from bot.understanding import topic_words
@@ -15,6 +17,10 @@ class RecordProfiles:
     """Per record of the index (same positions as ``index.docs``): its words and what its title or document says."""
 
     tokens: list[frozenset[str]]  # the record's lexical tokens
+    # the compounds of the papers a procedure's dossier lists ("văn bản đề nghị", "giấy chứng sinh"): a message in a
+    # conversation that names one of them speaks of the procedure under discussion, not of another whose title has
+    # it (bot.ranking.followup.names)
+    dossier: list[frozenset[str]]
     position: dict[str, int]  # a procedure's code -> its position in ``index.docs``
     title_words: list[frozenset[str]]  # a procedure title's topic words, without the qualifiers variants judge
     base_titles: list[str | None]  # a procedure title without variant qualifiers: variants of one procedure share it
@@ -59,6 +65,7 @@ class RecordProfiles:
                 by_base_title[base] = (*by_base_title.get(base, ()), i)
         return cls(
             tokens=[frozenset(lexical_tokens(d.lexical_text)) for d in docs],
+            dossier=[_dossier(kb.procedures[d.doc_id]) if d.kind == "procedure" else frozenset() for d in docs],
             position={d.doc_id: i for i, d in enumerate(docs) if d.kind == "procedure"},
             # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
             title_words=[frozenset(topic_words(unqualified_title(d.title))) if d.kind == "procedure" else frozenset()
@@ -71,3 +78,11 @@ class RecordProfiles:
             plan_percent=[d.kind == "plan" and "%" in kb.passages[d.doc_id].text for d in docs],
             ocr_damaged=[d.kind == "plan" and kb.documents[kb.passages[d.doc_id].doc_id].ocr_damaged for d in docs],
         )
+
+
+def _dossier(proc: Procedure) -> frozenset[str]:
+    """The bigram tokens of the papers ``proc`` asks for: their names and copies ("bản chính", "bản sao"), read
+    folded (no word segmentation, which would cost seconds at start-up over every dossier)."""
+    text = " . ".join(f"{d.name} . {d.copies}" for d in proc.documents)
+    # interned: the same few thousand bigrams recur in every dossier (39 MiB held without, for the whole base)
+    return frozenset(sys.intern(t) for t in lexical_tokens(fold(text)) if "_" in t)

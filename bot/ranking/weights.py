@@ -1,7 +1,13 @@
 """Every number that weighs one ranking signal against another, in one typed object.
 
 The values were chosen on the development set (docs/evaluation.md); the held-out and blind sets report how well
-they generalise. A component takes the weights it needs from a ``RankingWeights`` it is given, so an experiment
+they generalise.
+
+Kept by hand because the learned replacements measured worse (issue 16 step 3; docs/evaluation.md): the ranking
+and the answer/decline decision fitted on questions generated from the knowledge (``VNA_LEARNED_RANKING``,
+bot/learning) lose 0.04–0.11 hit@1 on the questions people wrote; re-weighing the two channels now that the dense
+one reads unmarked text (``scripts/fusion_sweep.py``: dense 0.2–0.35, unmarked 0.1–0.35) gained nothing on dev,
+held-out or the generated conversations. A component takes the weights it needs from a ``RankingWeights`` it is given, so an experiment
 can try other values (``dataclasses.replace(WEIGHTS, coverage=0.2)``) without editing code.
 """
 

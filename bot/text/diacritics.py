@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +40,9 @@ CONVERSATION_WEIGHT = 10
 _ANNOTATION = re.compile(r"\]\(\w+\)|\]\{[^}]*\}")
 
 
-def conversation_texts(nlu_file: Path) -> list[str]:
+def conversation_texts(nlu_file: Path, intents: Callable[[str], bool] | None = None) -> list[str]:
     """The examples of a Rasa NLU file without their entity annotations ("làm [hộ chiếu](procedure)" → "làm hộ
-    chiếu"); none when the file is missing."""
+    chiếu"), only of the intents ``intents`` accepts when it is given; none when the file is missing."""
     if not nlu_file.exists():
         return []
     import yaml
@@ -50,6 +50,8 @@ def conversation_texts(nlu_file: Path) -> list[str]:
     data = yaml.safe_load(nlu_file.read_text(encoding="utf-8")) or {}
     out = []
     for block in data.get("nlu") or []:
+        if intents is not None and not ("intent" in block and intents(str(block["intent"]))):
+            continue
         for line in str(block.get("examples") or "").splitlines():
             text = _ANNOTATION.sub("", line.strip().removeprefix("- ")).replace("[", "")
             if text:
