@@ -105,9 +105,11 @@ class Engine:
                 # The procedure under discussion stays until a message clearly names another one
                 # (bot.ranking.followup): "đăng ký có phải đóng đồng nào không?" after "đăng ký khai tử". A message
                 # with words the knowledge never uses goes through the gate as a new question.
-                if "documents" not in aspects and self.ranker.asks_about_papers(question, discussed.code):
-                    # "có cần giấy chứng sinh không", "nếu không có văn bản ủy quyền thì sao": a paper of its dossier
-                    aspects = ["documents", *(a for a in aspects if a != "general")]
+                # "có cần giấy chứng sinh không" (a paper of its dossier), "có phải lên phòng tư pháp không" (its
+                # office): the documents, where to go, then whatever else the message asks
+                implied = [a for a in self.ranker.implied_aspects(question, discussed.code) if a not in aspects]
+                if implied:
+                    aspects = [*implied, *(a for a in aspects if a != "general")]
                 discussed = self.kb.procedures[self.ranker.asked_variant(question, discussed.code)]
                 return self._procedure_reply(question.text, discussed, aspects, [], 1.0, place=place)
         else:

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/followup_cases.py              # writes eval/generated/{dev,check}/followups.jsonl
     .venv/bin/python scripts/followup_cases.py --papers 200 # writes eval/generated/papers/followups.jsonl
+    .venv/bin/python scripts/followup_cases.py --offices 200 # writes eval/generated/offices/followups.jsonl
 
 Each conversation opens with a question naming one procedure (its title, shortened as a citizen would say it), then
 asks about other aspects of it in ordinary words ("thế phải mang theo những giấy nào", "đóng tiền bao nhiêu vậy"),
@@ -80,6 +81,11 @@ SWITCH_TURNS = {
 # above, for the ``papers`` set (``--papers``).
 PAPER_TURNS = ["có cần {d} không", "{d} thì sao", "phải nộp {d} à", "nếu không có {d} thì có làm được không",
                "{d} cần bản chính hay bản sao"]  # fmt: skip
+# A later turn that names the office that receives or decides the procedure ({a}: its name, from the record's
+# agency field): "có phải lên phòng tư pháp không" after "đăng ký khai sinh" is not about "lý lịch tư pháp". For the
+# ``offices`` set (``--offices``).
+OFFICE_TURNS = ["có phải lên {a} không", "nộp ở {a} được không", "{a} có nhận hồ sơ không", "phải đến tận {a} à",
+                "ở {a} thì nộp cho ai"]  # fmt: skip
 # What a paper's name begins with ("giấy", "đơn", "tờ khai", …): the rest of a dossier line is an explanation.
 PAPER_HEADS = ("giấy", "đơn", "tờ khai", "văn bản", "biên bản", "bản khai", "bản kê", "bản vẽ", "bản đồ", "bản sao",
                "quyết định", "hợp đồng", "sổ", "thẻ", "phiếu", "chứng chỉ", "chứng từ", "báo cáo", "danh sách", "ảnh",
@@ -119,16 +125,30 @@ def paper_names(proc: Procedure) -> list[str]:
     return names
 
 
-def papers(seed: int, count: int) -> list[dict]:
-    """Conversations whose later turns ask about papers of the procedure's own dossier (``same`` every turn): the
-    opener of the ``check`` half, one aspect turn half the time, then one or two paper turns. Procedures of both
-    halves whose shortened title is usable and whose dossier names at least one paper."""
+def office_names(proc: Procedure) -> list[str]:
+    """The offices named in ``proc``'s agency field, as a citizen would say them: each part up to its first
+    clause, 2–8 words; each once."""
+    names: list[str] = []
+    for part in re.split(r"[;,.(\n]| - ", proc.agency or ""):
+        head = " ".join(part.split())
+        head = head[:1].lower() + head[1:]
+        if 2 <= len(head.split()) <= 8 and head not in names:
+            names.append(head)
+    return names
+
+
+def papers(seed: int, count: int, kind: str = "papers") -> list[dict]:
+    """Conversations whose later turns ask about papers of the procedure's own dossier, or (``kind="offices"``)
+    name the office that handles it (``same`` every turn): the opener of the ``check`` half, one aspect turn half
+    the time, then one or two such turns. Procedures of both halves whose shortened title is usable and whose
+    record names at least one paper (office)."""
+    named, templates = (paper_names, PAPER_TURNS) if kind == "papers" else (office_names, OFFICE_TURNS)
     procedures = load_procedures(ROOT / "knowledge")
     by_base: dict[str, list[str]] = {}
     for p in procedures:
         by_base.setdefault(base_title(p.title), []).append(p.code)
-    rng = random.Random(f"{seed}-papers")
-    pool = [(p, t, paper_names(p)) for p in procedures if (t := short_title(p.title)) is not None]
+    rng = random.Random(f"{seed}-{kind}")
+    pool = [(p, t, named(p)) for p in procedures if (t := short_title(p.title)) is not None]
     pool = [row for row in pool if row[2]]
     rng.shuffle(pool)
     rows = []
@@ -140,16 +160,17 @@ def papers(seed: int, count: int) -> list[dict]:
             asked = rng.choice(sorted(ASPECT_TURNS["check"]))
             turns.append(typed(rng.choice(ASPECT_TURNS["check"][asked]), rng)[0])
             expect.append("same")
-        for paper in rng.sample(names, min(len(names), rng.choice((1, 2)))):
-            turns.append(typed(rng.choice(PAPER_TURNS).format(d=paper), rng)[0])
+        for name in rng.sample(names, min(len(names), rng.choice((1, 2)))):
+            turns.append(typed(rng.choice(templates).format(d=name, a=name), rng)[0])
             expect.append("same")
         rows.append({
-            "id": f"gen-papers-{n:03d}",
+            "id": f"gen-{kind}-{n:03d}",
             "turns": turns,
             "expected": [proc.code],
             "acceptable": sorted(set(by_base[base_title(proc.title)]) - {proc.code}),
             "turn_expect": expect,
-            "aspect": "documents",  # the last turn asks about a paper of the dossier
+            # the last turn asks about a paper of the dossier, or where to go
+            "aspect": "documents" if kind == "papers" else "where",
             "style": style,
             "note": f"generated from {proc.code} ({title})",
         })
@@ -229,8 +250,13 @@ def main() -> int:
     parser.add_argument("--per-half", type=int, default=150)
     parser.add_argument("--papers", type=int, default=0, metavar="N",
                         help="instead: N conversations asking about papers of the dossier, in <out>/papers")
+    parser.add_argument("--offices", type=int, default=0, metavar="N",
+                        help="instead: N conversations naming the office that handles it, in <out>/offices")
     args = parser.parse_args()
-    sets = {"papers": papers(args.seed, args.papers)} if args.papers else generate(args.seed, args.per_half)
+    parser_sets = {"papers": args.papers, "offices": args.offices}
+    sets = {kind: papers(args.seed, n, kind) for kind, n in parser_sets.items() if n}
+    if not sets:
+        sets = generate(args.seed, args.per_half)
     for name, rows in sets.items():
         folder = Path(args.out) / name
         folder.mkdir(parents=True, exist_ok=True)

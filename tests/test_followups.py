@@ -12,7 +12,7 @@ import pytest
 from bot.domain import ConversationState, Reply
 from bot.engine import Engine
 from bot.eval import TurnOutcome, score_followup
-from bot.ranking.followup import quotes_papers
+from bot.ranking.followup import implied_aspects
 from bot.ranking.weights import WEIGHTS
 from bot.text.lexicon import load_lexicon
 from bot.understanding import is_choice_only, naming_phrases
@@ -84,15 +84,35 @@ def test_a_paper_of_the_dossier_stays_on_the_procedure_and_is_answered_with_the_
     assert "documents" in reply.aspects and "Giấy tờ cần chuẩn bị:" in reply.reply
 
 
-def test_the_dossier_of_a_record_is_its_papers_not_its_title(engine: Engine) -> None:
+@pytest.mark.parametrize(
+    ("first", "code", "follow_up"),
+    [
+        ("đăng ký kết hôn", "1.000894", "có phải lên ủy ban nhân dân xã không"),
+        ("đăng ký thường trú cho con", "1.004222", "nộp ở công an cấp xã được không"),
+        ("cấp phiếu lý lịch tư pháp", "3.000333", "nộp ở công an tỉnh được không"),
+    ],
+)
+def test_an_office_that_handles_the_procedure_is_answered_with_where_to_go(
+        engine: Engine, first: str, code: str, follow_up: str) -> None:  # fmt: skip
+    (opening, _), (reply, state) = play(engine, first, follow_up)
+    assert answered(opening) == answered(reply) == state.procedure == code
+    assert reply.aspects[0] == "where" and "Cơ quan thực hiện:" in reply.reply
+
+
+def test_the_dossier_and_offices_of_a_record_are_its_own_words_not_its_title(engine: Engine) -> None:
     records = engine.ranker.records
     birth = records.position["1.001193"]
     assert {"chung_sinh", "uy_quyen", "ban_chinh"} <= records.dossier[birth]  # names and copies of its papers
     assert "chung_sinh" not in records.tokens[birth]
-    assert quotes_papers(frozenset({"giay_chung", "chung_sinh"}), birth, records)
-    assert not quotes_papers(frozenset({"khai_sinh"}), birth, records)  # its own title: not a paper
+    assert implied_aspects(frozenset({"giay_chung", "chung_sinh"}), birth, records) == ["documents"]
+    assert implied_aspects(frozenset({"khai_sinh"}), birth, records) == []  # its own title: not a paper
+    assert implied_aspects(frozenset({"bao_hiem_xa_hoi"}), birth, records) == []
+    marriage = records.position["1.000894"]  # registered by the commune's people's committee
+    assert {"uy_ban", "nhan_dan"} <= records.offices[marriage]
+    assert implied_aspects(frozenset({"uy_ban", "ban_nhan", "nhan_dan"}), marriage, records) == ["where"]
+    assert implied_aspects(frozenset({"uy_ban_nhan_dan"}), marriage, records) == ["where"]  # a longer word, bigram by bigram
     plan = next(i for i, d in enumerate(engine.index.docs) if d.kind == "plan")
-    assert records.dossier[plan] == frozenset()
+    assert records.dossier[plan] == records.offices[plan] == frozenset()
 
 
 # ------------------------------------------------------------------------------------------------ moving on

@@ -100,6 +100,19 @@ def test_an_organisation_variant_needs_the_question_to_say_so() -> None:
     assert company.adjustment(org) > company.adjustment(household)
 
 
+def test_the_armed_forces_variant_needs_the_question_to_name_the_forces() -> None:
+    military = proc("Đổi giấy phép lái xe quân sự do Bộ Quốc phòng cấp")
+    police = proc("Đổi giấy phép lái xe Công an nhân dân")
+    civilian = proc("Đổi giấy phép lái xe")
+    assert "armed_forces" in facts(military.title) and "armed_forces" in facts(police.title)
+    assert "armed_forces" not in facts("Thủ tục hải quan đối với xăng dầu")  # "quan đối" is not "quân đội"
+    citizen = VariantPreference.of("cap doi gplx o dau")
+    soldier = VariantPreference.of("bộ đội đổi bằng lái quân sự ở đâu")
+    assert citizen.adjustment(civilian) > citizen.adjustment(military)
+    assert citizen.adjustment(civilian) > citizen.adjustment(police)
+    assert soldier.adjustment(military) > soldier.adjustment(civilian)
+
+
 @pytest.mark.parametrize(
     "question",
     ["xin phiếu lý lịch tư pháp ở đâu", "xin phieu ly lich tu phap o dau", "giay phep kinh doanh my pham",

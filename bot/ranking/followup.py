@@ -16,6 +16,9 @@ variant of it the message asks for ("ở tỉnh thì làm ở đâu?": :func:`as
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+from bot.answer.aspects import Aspect
 from bot.answer.variants import VariantPreference
 from bot.domain import Candidate
 from bot.ranking.query import QueryFeatures
@@ -36,20 +39,36 @@ def names(query: QueryFeatures, phrases: frozenset[str], leader: int, current: i
     """Whether the message names record ``leader`` rather than ``current``: a compound of its words that only the
     leader's record has, or, between variants of one procedure, a variant it asks for that the leader is and
     ``current`` is not ("ở tỉnh", "người nước ngoài", "nộp trực tuyến")."""
-    mine, theirs, papers = records.tokens[leader], records.tokens[current], records.dossier[current]
-    if any(p in mine and p not in theirs and p not in papers for p in phrases):
+    mine, theirs = records.tokens[leader], records.tokens[current]
+    papers, offices = records.dossier[current], records.offices[current]
+    if any(p in mine and p not in theirs and not _says(papers, p) and not _says(offices, p) for p in phrases):
         return True
     if records.base_titles[leader] != records.base_titles[current]:
         return False
     return _asked_and_only_in(query.question.prefer, leader, current, records)
 
 
-def quotes_papers(phrases: frozenset[str], current: int, records: RecordProfiles) -> bool:
-    """Whether a message staying on record ``current`` (its :func:`bot.understanding.naming_phrases`) names papers of
-    its dossier: a compound its dossier has and its title does not ("có cần giấy chứng sinh không" about đăng ký
-    khai sinh). Such a message asks about the documents."""
-    title, papers = records.tokens[current], records.dossier[current]
-    return any(p in papers and p not in title for p in phrases)
+def _says(bigrams: frozenset[str], phrase: str) -> bool:
+    """Whether a text with these ``bigrams`` says ``phrase`` (a bigram, or a longer word: "bao_hiem_xa_hoi" when
+    it has each of its bigrams)."""
+    if phrase in bigrams:
+        return True
+    parts = phrase.split("_")
+    return len(parts) > 2 and all(f"{a}_{b}" in bigrams for a, b in pairwise(parts))
+
+
+def implied_aspects(phrases: frozenset[str], current: int, records: RecordProfiles) -> list[Aspect]:
+    """What a message staying on record ``current`` asks by naming its own papers or offices (``phrases``: its
+    :func:`bot.understanding.naming_phrases`, those of its title aside): "where" for one of the offices that handle
+    it ("có phải lên phòng tư pháp không"), else "documents" for a compound of its dossier ("có cần giấy chứng sinh
+    không" about đăng ký khai sinh; a dossier also names offices: "xác nhận của Ủy ban nhân dân cấp xã")."""
+    title, papers, offices = records.tokens[current], records.dossier[current], records.offices[current]
+    own = [p for p in phrases if p not in title]
+    where = [p for p in own if _says(offices, p)]
+    out: list[Aspect] = ["where"] if where else []
+    if any(_says(papers, p) for p in own if p not in where):
+        out.insert(0, "documents")
+    return out
 
 
 def asked_variant(prefer: VariantPreference, current: int, records: RecordProfiles, w: RankingWeights) -> int:

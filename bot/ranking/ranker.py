@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from bot.answer.aspects import Aspect
 from bot.domain import Candidate, Mode
 from bot.learning.model import LearnedRanking
-from bot.ranking.followup import asked_variant, moves_on, quotes_papers
+from bot.ranking.followup import asked_variant, implied_aspects, moves_on
 from bot.ranking.fusion import channel_weights, lexical_only, normalised_dense
 from bot.ranking.query import QueryFeatures, meaning_text
 from bot.ranking.records import RecordProfiles
@@ -68,11 +69,11 @@ class Ranker:
         phrases = naming_phrases(question.text, self.lexicon)
         return ranked[:k], moves_on(query, phrases, leader, current, self.records, self.weights)
 
-    def asks_about_papers(self, question: Question, code: str) -> bool:
-        """Whether a message staying on the procedure ``code`` names papers of its dossier
-        (:func:`bot.ranking.followup.quotes_papers`): then it asks about the documents."""
+    def implied_aspects(self, question: Question, code: str) -> list[Aspect]:
+        """What a message staying on the procedure ``code`` asks by naming papers of its dossier ("documents") or the
+        offices that handle it ("where"): :func:`bot.ranking.followup.implied_aspects`."""
         i = self.records.position.get(code)
-        return i is not None and quotes_papers(naming_phrases(question.text, self.lexicon), i, self.records)
+        return [] if i is None else implied_aspects(naming_phrases(question.text, self.lexicon), i, self.records)
 
     def asked_variant(self, question: Question, code: str) -> str:
         """The variant of the procedure ``code`` under discussion that a message staying on it asks for

@@ -21,6 +21,9 @@ class RecordProfiles:
     # conversation that names one of them speaks of the procedure under discussion, not of another whose title has
     # it (bot.ranking.followup.names)
     dossier: list[frozenset[str]]
+    # the same for the offices that receive and decide it ("Ủy ban nhân dân cấp xã", "Phòng Tư pháp", "Chi cục Hải
+    # quan"): "có phải lên phòng tư pháp không" after "đăng ký khai sinh" is not about "lý lịch tư pháp"
+    offices: list[frozenset[str]]
     position: dict[str, int]  # a procedure's code -> its position in ``index.docs``
     title_words: list[frozenset[str]]  # a procedure title's topic words, without the qualifiers variants judge
     base_titles: list[str | None]  # a procedure title without variant qualifiers: variants of one procedure share it
@@ -66,6 +69,7 @@ class RecordProfiles:
         return cls(
             tokens=[frozenset(lexical_tokens(d.lexical_text)) for d in docs],
             dossier=[_dossier(kb.procedures[d.doc_id]) if d.kind == "procedure" else frozenset() for d in docs],
+            offices=[_offices(kb.procedures[d.doc_id]) if d.kind == "procedure" else frozenset() for d in docs],
             position={d.doc_id: i for i, d in enumerate(docs) if d.kind == "procedure"},
             # qualifiers in brackets ("(thực hiện tại cấp tỉnh)") are judged by the variant preference instead
             title_words=[frozenset(topic_words(unqualified_title(d.title))) if d.kind == "procedure" else frozenset()
@@ -80,9 +84,17 @@ class RecordProfiles:
         )
 
 
-def _dossier(proc: Procedure) -> frozenset[str]:
-    """The bigram tokens of the papers ``proc`` asks for: their names and copies ("bản chính", "bản sao"), read
-    folded (no word segmentation, which would cost seconds at start-up over every dossier)."""
-    text = " . ".join(f"{d.name} . {d.copies}" for d in proc.documents)
-    # interned: the same few thousand bigrams recur in every dossier (39 MiB held without, for the whole base)
+def _bigrams(text: str) -> frozenset[str]:
+    """The bigram tokens of ``text`` read folded (no word segmentation, which would cost seconds at start-up over
+    every record), interned: the same few thousand recur in every record (39 MiB held without, for the dossiers)."""
     return frozenset(sys.intern(t) for t in lexical_tokens(fold(text)) if "_" in t)
+
+
+def _dossier(proc: Procedure) -> frozenset[str]:
+    """The bigrams of the papers ``proc`` asks for: their names and copies ("bản chính", "bản sao")."""
+    return _bigrams(" . ".join(f"{d.name} . {d.copies}" for d in proc.documents))
+
+
+def _offices(proc: Procedure) -> frozenset[str]:
+    """The bigrams of the offices that receive and decide ``proc``."""
+    return _bigrams(" . ".join((proc.agency, proc.competent_authority, proc.receiving_address)))
