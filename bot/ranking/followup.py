@@ -10,8 +10,10 @@ ranking takes over only when it is confident (the gate, :meth:`Ranker.confident`
 - and the leader scores at least ``switch_margin`` above the procedure under discussion for the same message.
 
 Anything else — an aspect asked in ordinary words ("đăng ký có phải đóng đồng nào không?", "Điều kiện để được
-hưởng là gì?"), a word of the procedure's own title — is answered on the procedure under discussion, or on the
-variant of it the message asks for ("ở tỉnh thì làm ở đâu?": :func:`asked_variant`).
+hưởng là gì?"), a word of the procedure's own title, a paper of its own dossier or one of its own offices ("văn bản
+ủy quyền thì sao", "có phải lên phòng tư pháp không", though another title has those words) — is answered on the
+procedure under discussion, or on the variant of it the message asks for ("ở tỉnh thì làm ở đâu?":
+:func:`asked_variant`); a paper asks about the documents and an office about where to go (:func:`implied_aspects`).
 """
 
 from __future__ import annotations
