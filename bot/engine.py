@@ -100,14 +100,14 @@ class Engine:
         aspects = question.aspects_in_context
 
         if discussed is not None:
-            candidates, moves_on = self.ranker.rank_in_conversation(question, discussed.code, mode)
+            candidates, moves_on, implied = self.ranker.rank_in_conversation(question, discussed.code, mode)
             if not moves_on and (not candidates or candidates[0].unknown == 0):
                 # The procedure under discussion stays until a message clearly names another one
                 # (bot.ranking.followup): "đăng ký có phải đóng đồng nào không?" after "đăng ký khai tử". A message
                 # with words the knowledge never uses goes through the gate as a new question.
                 # "có cần giấy chứng sinh không" (a paper of its dossier), "có phải lên phòng tư pháp không" (its
                 # office): the documents, where to go, then whatever else the message asks
-                implied = [a for a in self.ranker.implied_aspects(question, discussed.code) if a not in aspects]
+                implied = [a for a in implied if a not in aspects]
                 if implied:
                     aspects = [*implied, *(a for a in aspects if a != "general")]
                 discussed = self.kb.procedures[self.ranker.asked_variant(question, discussed.code)]

@@ -6,6 +6,8 @@ decisive. Every weight comes from the ``RankingWeights`` the ranker is given.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bot.answer.aspects import Aspect
@@ -23,6 +25,14 @@ from bot.retrieval.onnx_encoder import OnnxQueryEncoder
 from bot.text.diacritics import Restorer
 from bot.text.lexicon import Lexicon
 from bot.understanding import Question, naming_phrases
+
+
+class InConversation(NamedTuple):
+    """A message ranked in a conversation (:meth:`Ranker.rank_in_conversation`)."""
+
+    candidates: list[Candidate]
+    moves_on: bool  # the message names another procedure: its leader is answered, not the one under discussion
+    implied: list[Aspect]  # when it stays: what naming a paper or an office of the procedure asks (implied_aspects)
 
 
 class Ranker:
@@ -53,27 +63,23 @@ class Ranker:
         return self._ranked(self.features(question), mode, None)[:k]
 
     def rank_in_conversation(self, question: Question, code: str, mode: Mode = "hybrid",
-                             k: int = 10) -> tuple[list[Candidate], bool]:  # fmt: skip
-        """:meth:`rank` for a message in a conversation about the procedure ``code``, and whether the message moves
-        on to its leader (:func:`bot.ranking.followup.moves_on`; the procedure under discussion is scored for the
-        message with the same channels, whether or not it made the pool)."""
+                             k: int = 10) -> InConversation:  # fmt: skip
+        """:meth:`rank` for a message in a conversation about the procedure ``code``: whether the message moves on to
+        its leader (:func:`bot.ranking.followup.moves_on`; the procedure under discussion is scored for the message
+        with the same channels, whether or not it made the pool) and, when it stays, what it asks by naming papers of
+        the procedure's dossier ("documents") or the offices that handle it ("where";
+        :func:`bot.ranking.followup.implied_aspects`). The message's naming phrases are read once for both."""
         i = self.records.position.get(code)
         query = self.features(question)
         ranked = self._ranked(query, mode, i)
         current = next((c for c in ranked if c.doc_index == i), None)
-        if not ranked or current is None:
-            return ranked[:k], True
-        leader = ranked[0]
-        if not self.confident(leader):
-            return ranked[:k], False
+        if i is None or not ranked or current is None:
+            return InConversation(ranked[:k], True, [])
         phrases = naming_phrases(question.text, self.lexicon)
-        return ranked[:k], moves_on(query, phrases, leader, current, self.records, self.weights)
-
-    def implied_aspects(self, question: Question, code: str) -> list[Aspect]:
-        """What a message staying on the procedure ``code`` asks by naming papers of its dossier ("documents") or the
-        offices that handle it ("where"): :func:`bot.ranking.followup.implied_aspects`."""
-        i = self.records.position.get(code)
-        return [] if i is None else implied_aspects(naming_phrases(question.text, self.lexicon), i, self.records)
+        leader = ranked[0]
+        if self.confident(leader) and moves_on(query, phrases, leader, current, self.records, self.weights):
+            return InConversation(ranked[:k], True, [])
+        return InConversation(ranked[:k], False, implied_aspects(phrases, i, self.records))
 
     def asked_variant(self, question: Question, code: str) -> str:
         """The variant of the procedure ``code`` under discussion that a message staying on it asks for
