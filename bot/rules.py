@@ -9,6 +9,11 @@ A rule file is YAML. Its pattern sets all have the same shape, so staff can add 
 
 A set compiles to one regex: ``\\b(<words joined by |>)\\b``, then each pattern, joined by ``|``. A malformed file
 or entry raises :class:`RuleError` naming the file, the set and the entry, when the assistant starts.
+
+An entry may be written with its diacritics ("trận đấu", "bị (sốt|ho|cảm)") where its folded form is also another
+phrase ("tràn dầu", "bị cấm"). :meth:`PatternSet.search` reads every entry folded, as before; :meth:`PatternSet.agrees`
+reads such an entry as the lexicon reads its terms (bot/text/lexicon.py): a letter the citizen typed bare matches
+it, a letter typed with other marks does not, so "bị cấm xuất cảnh" is not "bị cảm" while "bi cam" may be.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from bot.text.vietnamese import fold, normalize
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 _SET_KEYS = frozenset({"words", "patterns", "guarded"})
@@ -33,11 +40,66 @@ class PatternSet:
     """One named set of words and patterns, compiled."""
 
     name: str
-    regex: re.Pattern[str]
+    regex: re.Pattern[str]  # every entry, folded: for folded text
     guarded: bool = False
+    bare: re.Pattern[str] | None = None  # the entries written without diacritics, for folded text
+    marked: re.Pattern[str] | None = None  # those written with them, for typed text (normalised, lowercase) …
+    exact: re.Pattern[str] | None = None  # … and as written: a match typed with any mark must be one of these
 
     def search(self, text: str) -> re.Match[str] | None:
+        """A match in folded ``text``, every entry read folded."""
         return self.regex.search(text)
+
+    def agrees(self, folded: str, typed: str) -> bool:
+        """Whether a message matches, the entries written with diacritics only where the message's own diacritics
+        agree with theirs (``folded`` = :func:`fold` of the message, ``typed`` = its :func:`normalize` lowercased).
+
+        A match typed without any mark is read as the entry; one typed with marks must have the entry's own: "đủ bao
+        nhiêu" is not "dự báo", nor is "danh dự bao lâu" ("bao" typed among marked words is "bao").
+
+        >>> sport = pattern_set("sport", {"words": ["bóng đá", "trận đấu"]}, "example")
+        >>> [sport.agrees(fold(t), normalize(t).lower()) for t in ("xem trận đấu", "tran dau", "sự cố tràn dầu")]
+        [True, True, False]
+        """
+        if self.marked is None or self.exact is None:
+            return self.regex.search(folded) is not None
+        if self.bare is not None and self.bare.search(folded):
+            return True
+        return any(fold(m[0]) == m[0] or self.exact.fullmatch(m[0]) for m in self.marked.finditer(typed))
+
+
+def marked(entry: str) -> bool:
+    """Whether a rule entry is written with diacritics."""
+    return fold(entry) != entry.lower()
+
+
+def folded_pattern(pattern: str) -> str:
+    """``pattern`` with its diacritics removed (escapes and ASCII kept as written): the entry read on folded text."""
+    return "".join(c if c.isascii() else fold(c) for c in normalize(pattern))
+
+
+def typed_pattern(pattern: str) -> str:
+    """``pattern`` (written with diacritics) for typed text that agrees with them: each marked letter also matches
+    its bare form, so "trận đấu" matches "tran dau" and "trận đấu" but not "tràn dầu".
+
+    >>> typed_pattern("đùa (đi|chút)")
+    '[đd][ùu]a ([đd]i|ch[úu]t)'
+    """
+    out, escaped, in_class = [], False, False
+    for c in normalize(pattern).lower():
+        bare = fold(c) if not c.isascii() else c
+        if escaped:
+            out.append(c)
+            escaped = False
+        elif c == "\\":
+            out.append(c)
+            escaped = True
+        elif bare != c:
+            out.append(c + bare if in_class else f"[{c}{bare}]")
+        else:
+            in_class = (in_class or c == "[") and c != "]"
+            out.append(c)
+    return "".join(out)
 
 
 def pattern_source(entry: Mapping[str, Any], placeholders: Mapping[str, str] | None = None) -> str:
@@ -47,8 +109,8 @@ def pattern_source(entry: Mapping[str, Any], placeholders: Mapping[str, str] | N
     >>> pattern_source({"words": ["thoi tiet", "du bao"], "patterns": ["^alo"]})
     '\\\\b(thoi tiet|du bao)\\\\b|^alo'
     """
-    parts = [r"\b(" + "|".join(entry["words"]) + r")\b"] if entry.get("words") else []
-    patterns = [_placeholder(p, placeholders or {}) for p in entry.get("patterns") or []]
+    parts = [r"\b(" + "|".join(map(folded_pattern, entry["words"])) + r")\b"] if entry.get("words") else []
+    patterns = [folded_pattern(_placeholder(p, placeholders or {})) for p in entry.get("patterns") or []]
     return "|".join(parts + patterns)
 
 
@@ -88,7 +150,18 @@ def pattern_set(name: str, entry: object, where: str, placeholders: Mapping[str,
         source = pattern_source(entry, placeholders)
     except RuleError as exc:
         raise RuleError(f"{where}: '{name}.patterns': {exc}") from None
-    return PatternSet(name, re.compile(source), guarded)
+    words, patterns = entry.get("words") or [], entry.get("patterns") or []
+    if not any(map(marked, [*words, *patterns])):
+        return PatternSet(name, re.compile(source), guarded)
+    bare = pattern_source({"words": [w for w in words if not marked(w)],
+                           "patterns": [p for p in patterns if not marked(p)]}, placeholders)  # fmt: skip
+    own = [w for w in words if marked(w)]
+    exact = [r"\b(" + "|".join(normalize(w).lower() for w in own) + r")\b"] if own else []
+    exact += [normalize(p).lower() for p in patterns if marked(p)]
+    typed = [r"\b(" + "|".join(map(typed_pattern, own)) + r")\b"] if own else []
+    typed += [typed_pattern(p) for p in patterns if marked(p)]
+    return PatternSet(name, re.compile(source), guarded, re.compile(bare) if bare else None,
+                      re.compile("|".join(typed)), re.compile("|".join(exact)))  # fmt: skip
 
 
 def pattern_sets(data: object, where: str, placeholders: Mapping[str, str] | None = None) -> dict[str, PatternSet]:

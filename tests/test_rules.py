@@ -10,7 +10,8 @@ import pytest
 import bot.answer.scope
 import bot.rules
 from bot.answer.scope import ScopeRules, classify_scope
-from bot.rules import RuleError, load_rules, pattern_set
+from bot.rules import RuleError, load_rules, pattern_set, typed_pattern
+from bot.text.vietnamese import fold, normalize
 
 
 def test_the_examples_in_the_docstrings_hold() -> None:
@@ -22,6 +23,29 @@ def test_the_examples_in_the_docstrings_hold() -> None:
 def test_words_and_patterns_compile_to_one_regex() -> None:
     rules = pattern_set("greet", {"words": ["xin chao", "chao ban"], "patterns": ["^alo"]}, "test.yml")
     assert rules.search("a xin chao ad") and rules.search("alo alo") and not rules.search("chaomung")
+
+
+def test_an_entry_written_with_diacritics_is_read_as_the_lexicon_reads_its_terms() -> None:
+    rules = pattern_set("medical", {"words": ["bị (sốt|ho|cảm)", "dau bung"]}, "test.yml")
+
+    def agrees(text: str) -> bool:
+        return rules.agrees(fold(text), normalize(text).lower())
+
+    assert agrees("bị cảm rồi") and agrees("bi cam roi") and agrees("Bị Cảm")  # its marks, or none typed
+    assert not agrees("bị cấm xuất cảnh") and not agrees("bí cảm")  # other marks: another phrase
+    # a match typed with marks must carry the entry's own: "danh dự bao lâu" is not "dự báo"
+    weather = pattern_set("weather", {"words": ["dự báo"]}, "test.yml")
+    assert not agrees("bi cảm") and not weather.agrees("danh du bao lau", "danh dự bao lâu")
+    assert agrees("đau bụng") and agrees("dau bung")  # an entry written bare matches whatever the marks
+    assert rules.search("bi cam") and rules.search("bi cam") is not None  # search() reads every entry folded
+    hoa = pattern_set("x", {"words": ["hòa giải"]}, "test.yml")
+    assert hoa.agrees("hoa giai", normalize("hoà giải").lower())  # tone placement does not matter
+
+
+def test_a_pattern_with_diacritics_keeps_its_escapes_classes_and_lookbehinds() -> None:
+    assert typed_pattern(r"(?<!khám )chữa\s+bệnh[ạa]?") == r"(?<!kh[áa]m )ch[ữu]a\s+b[ệe]nh[ạaa]?"
+    rules = pattern_set("medical", {"patterns": [r"(?<!khám )chữa (bệnh|đau)"]}, "test.yml")
+    assert rules.agrees("chua benh", "chữa bệnh") and not rules.agrees("kham chua benh", "khám chữa bệnh")
 
 
 @pytest.mark.parametrize(

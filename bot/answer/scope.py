@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from bot.rules import PatternSet, RuleError, load_rules, pattern_set, pattern_sets
-from bot.text.vietnamese import fold
+from bot.text.vietnamese import fold, normalize
 
 Category = Literal["injection", "weather", "sport", "medical", "financial", "joke", "entertainment", "commercial",
-                   "writing", "general_knowledge", "greet", "thanks", "goodbye", "bot_challenge"]
+                   "writing", "translation", "general_knowledge", "greet", "thanks", "goodbye", "bot_challenge"]
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,16 @@ def classify_scope(text: str, rules: ScopeRules = _RULES) -> ScopeVerdict | None
     ('weather', True)
     >>> classify_scope("khám chữa bệnh bằng thẻ BHYT ở đâu") is None  # the domain guard
     True
+    >>> classify_scope("bị cấm xuất cảnh thì làm sao") is None  # typed marks disagree with "bị cảm" (medical)
+    True
     """
-    folded = fold(text)
+    folded, typed = fold(text), normalize(text).lower()
     injection = rules.topics["injection"]
     if injection.search(folded) or injection.search(text.lower()):
         return ScopeVerdict("injection", small_talk=False)
     guarded = bool(rules.domain_guard.search(folded))
     for category, topic in rules.topics.items():
-        if category == "injection" or not topic.search(folded):
+        if category == "injection" or not topic.agrees(folded, typed):
             continue
         # "khám chữa bệnh bằng thẻ BHYT" is a procedure question; the guard only protects the topics whose
         # words procedures share (health insurance, fees, registrations).
@@ -77,6 +79,6 @@ def classify_scope(text: str, rules: ScopeRules = _RULES) -> ScopeVerdict | None
     # Small talk only when the message is short: "cảm ơn, còn lệ phí thì sao" is a question.
     if len(words) <= 6:
         for category, talk in rules.small_talk.items():
-            if talk.search(folded):
+            if talk.agrees(folded, typed):
                 return ScopeVerdict(category, small_talk=True)  # type: ignore[arg-type]  # checked at load
     return None
