@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from bot.answer.aspects import aspect_spans
 from bot.text.diacritics import Restorer
 from bot.text.lexicon import Lexicon
-from bot.text.vietnamese import lexical_tokens
+from bot.text.vietnamese import fold, has_diacritics, lexical_tokens, syllables
 from bot.understanding import FILLER, Question, topic_words, without_aspect_phrases
 
-Coverage = Callable[[frozenset[str]], float]  # a record's tokens -> share of the question's topic words it covers
+# a record's tokens and spellings -> share of the question's topic words it covers
+Coverage = Callable[[frozenset[str], frozenset[str]], float]
 
 
 def search_text(question: str, lexicon: Lexicon) -> str:
@@ -45,19 +46,35 @@ def coverage_of(question: str, lexicon: Lexicon) -> Coverage:
         official = frozenset(lexical_tokens(canonical)) - FILLER
         for word in topic_words(surface):
             aliases.setdefault(word, []).append(official)
+    typed = typed_spellings(question)
 
-    def coverage(doc_tokens: frozenset[str]) -> float:
+    def coverage(doc_tokens: frozenset[str], doc_spellings: frozenset[str]) -> float:
         if not words:
             return 0.0
         hit = 0
         for word in words:
-            if word in doc_tokens or any(
+            spelt = typed.get(word)
+            agrees = spelt is None or not doc_spellings or not spelt.isdisjoint(doc_spellings)
+            if (word in doc_tokens and agrees) or any(
                 len(alias & doc_tokens) * 2 >= len(alias) for alias in aliases.get(word, ()) if alias
             ):
                 hit += 1
         return hit / len(words)
 
     return coverage
+
+
+def typed_spellings(question: str) -> dict[str, frozenset[str]]:
+    """For a question typed with diacritics: each folded word -> how the citizen wrote it, where that spelling says
+    which word is meant (it has marks: "giảm" is not "giám"). Words typed bare say nothing (a citizen may leave a
+    word's marks out): they are matched folded. Empty for a question typed without diacritics."""
+    if not has_diacritics(question):
+        return {}
+    out: dict[str, set[str]] = {}
+    for spelt in syllables(question):
+        if fold(spelt) != spelt:
+            out.setdefault(fold(spelt), set()).add(spelt)
+    return {word: frozenset(s) for word, s in out.items()}
 
 
 def unknown_share(question: str, lexicon: Lexicon, vocabulary: frozenset[str]) -> float:

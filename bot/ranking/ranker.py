@@ -126,7 +126,7 @@ class Ranker:
         for i, dense_n in pool.items():
             doc = self.index.docs[i]
             lex_n = float(lex_all[i]) / lex_max if lex_max > 0 else 0.0
-            cov = query.coverage(self.records.tokens[i])
+            cov = query.coverage(self.records.tokens[i], self.records.spellings[i])
             cosine = cosines.get(i, 0.0)
             terms = score_terms(i, doc.kind, lex_n, dense_n, cov, channels, query, self.records, self.weights)
             extras = extra_signals(i, doc.kind, lex_n, cosine, query, self.records)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bot.answer.variants import VariantProfile, base_title, unqualified_title
 from bot.knowledge.models import Procedure
 from bot.retrieval.index import KnowledgeIndex
-from bot.text.vietnamese import fold, lexical_tokens
+from bot.text.vietnamese import fold, lexical_tokens, syllables
 from bot.understanding import topic_words
 
 
@@ -17,6 +17,10 @@ class RecordProfiles:
     """Per record of the index (same positions as ``index.docs``): its words and what its title or document says."""
 
     tokens: list[frozenset[str]]  # the record's lexical tokens
+    # the record's syllables as it writes them (lowercase, with their diacritics): a word a citizen typed with marks
+    # is covered only by a record that writes it the same way ("giảm" is not "giám", bot.ranking.query.coverage_of);
+    # empty for an OCR-damaged passage, whose words are then matched folded
+    spellings: list[frozenset[str]]
     # the compounds of the papers a procedure's dossier lists ("văn bản đề nghị", "giấy chứng sinh"): a message in a
     # conversation that names one of them speaks of the procedure under discussion, not of another whose title has
     # it (bot.ranking.followup.names)
@@ -61,6 +65,7 @@ class RecordProfiles:
             return fold(document.province).lower(), document.number.split("/")[0].strip()
 
         plan_meta = [plan_profile(d.doc_id) if d.kind == "plan" else None for d in docs]
+        ocr_damaged = [d.kind == "plan" and kb.documents[kb.passages[d.doc_id].doc_id].ocr_damaged for d in docs]
         base_titles = [base_title(d.title) if d.kind == "procedure" else None for d in docs]
         by_base_title: dict[str, tuple[int, ...]] = {}
         for i, base in enumerate(base_titles):
@@ -68,6 +73,9 @@ class RecordProfiles:
                 by_base_title[base] = (*by_base_title.get(base, ()), i)
         return cls(
             tokens=[frozenset(lexical_tokens(d.lexical_text)) for d in docs],
+            # an OCR-damaged scan's spelling says nothing of the words meant ("Chtro'ng trInh"): none kept
+            spellings=[frozenset() if damaged else frozenset(map(sys.intern, syllables(d.lexical_text)))
+                       for d, damaged in zip(docs, ocr_damaged, strict=True)],  # fmt: skip
             dossier=[_dossier(kb.procedures[d.doc_id]) if d.kind == "procedure" else frozenset() for d in docs],
             offices=[_offices(kb.procedures[d.doc_id]) if d.kind == "procedure" else frozenset() for d in docs],
             position={d.doc_id: i for i, d in enumerate(docs) if d.kind == "procedure"},
@@ -80,7 +88,7 @@ class RecordProfiles:
             plan_meta=plan_meta,
             plan_numbers=frozenset(m[1] for m in plan_meta if m and m[1]),
             plan_percent=[d.kind == "plan" and "%" in kb.passages[d.doc_id].text for d in docs],
-            ocr_damaged=[d.kind == "plan" and kb.documents[kb.passages[d.doc_id].doc_id].ocr_damaged for d in docs],
+            ocr_damaged=ocr_damaged,
         )
 
 
