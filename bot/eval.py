@@ -26,8 +26,9 @@ from bot.config import Settings
 from bot.domain import ConversationState, Mode
 from bot.engine import Answer, Engine
 from bot.eval_places import score_places
-from bot.retrieval.index import ensure_index
-from bot.retrieval.onnx_encoder import load_question_encoder, passage_encoder
+from bot.retrieval.embedding_model import Encoder
+from bot.retrieval.index import KnowledgeIndex, ensure_index
+from bot.retrieval.onnx_encoder import OnnxQueryEncoder, load_question_encoder, passage_encoder
 from bot.text.vietnamese import fold
 
 
@@ -263,10 +264,16 @@ def load_devset(root: Path) -> dict[str, list[dict]]:
     }
 
 
+def load_parts(settings: Settings) -> tuple[KnowledgeIndex, OnnxQueryEncoder | Encoder]:
+    """The index (built with the question encoder's passage side when it is missing or stale) and the question
+    encoder, as the evaluation and the measurement scripts under scripts/ load them."""
+    encoder = load_question_encoder(settings)
+    return ensure_index(settings, encoder=passage_encoder(settings, encoder)), encoder
+
+
 def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     devset = load_devset(Path(args.devset))
-    encoder = load_question_encoder(settings)
-    index = ensure_index(settings, encoder=passage_encoder(settings, encoder))
+    index, encoder = load_parts(settings)
     engine = Engine(index, encoder, settings)
     engine.answer("làm lại căn cước ở đâu")  # warm-up: first call pays lazy initialisation
     results = []

@@ -20,11 +20,10 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
 from bot.engine import NLU_EXAMPLES, Engine  # noqa: E402
+from bot.eval import load_parts  # noqa: E402
 from bot.knowledge.procedures import load_procedures  # noqa: E402
 from bot.learning.corpus import generate, off_topic_questions  # noqa: E402
 from bot.learning.train import in_domain_questions  # noqa: E402
-from bot.retrieval.index import ensure_index  # noqa: E402
-from bot.retrieval.onnx_encoder import load_question_encoder  # noqa: E402
 from bot.text.diacritics import conversation_texts  # noqa: E402
 
 SEED = 16
@@ -32,8 +31,7 @@ SEED = 16
 
 def main() -> None:
     settings = Settings()
-    encoder = load_question_encoder(settings)
-    index = ensure_index(settings)
+    index, encoder = load_parts(settings)
     engine = Engine(index, encoder, settings)
     pools = {
         "in scope: NLU ask_* examples": conversation_texts(NLU_EXAMPLES, lambda intent: intent.startswith("ask_")),

@@ -22,10 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
 from bot.engine import Engine  # noqa: E402
-from bot.eval import evaluate_mode, load_devset  # noqa: E402
+from bot.eval import evaluate_mode, load_devset, load_parts  # noqa: E402
 from bot.ranking.weights import WEIGHTS  # noqa: E402
-from bot.retrieval.index import ensure_index  # noqa: E402
-from bot.retrieval.onnx_encoder import load_question_encoder  # noqa: E402
 
 SETS = {"dev": "eval/devset", "held-out": "eval/heldout", "generated dev": "eval/generated/dev",
         "generated check": "eval/generated/check"}  # fmt: skip
@@ -41,8 +39,7 @@ def main() -> None:
     parser.add_argument("settings", nargs="+", type=_setting, help="lexical,dense,no_diacritics_dense")
     args = parser.parse_args()
     settings = Settings()
-    encoder = load_question_encoder(settings)
-    index = ensure_index(settings)
+    index, encoder = load_parts(settings)
     sets = {name: load_devset(ROOT / folder) for name, folder in SETS.items()}
     for lexical, dense, unmarked in args.settings:
         weights = replace(WEIGHTS, lexical=lexical, dense=dense, no_diacritics_dense=unmarked)

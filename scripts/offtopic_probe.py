@@ -29,10 +29,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.engine import NLU_EXAMPLES, Engine  # noqa: E402
+from bot.eval import load_parts  # noqa: E402
 from bot.learning.corpus import generate, off_topic_questions  # noqa: E402
 from bot.learning.train import in_domain_questions  # noqa: E402
-from bot.retrieval.index import ensure_index  # noqa: E402
-from bot.retrieval.onnx_encoder import load_question_encoder  # noqa: E402
 from bot.text.diacritics import conversation_texts  # noqa: E402
 
 SEED = 16
@@ -54,8 +53,7 @@ def main() -> None:
     parser.add_argument("sets", nargs="+", type=Path, help="evaluation folders; the threshold is set on the first")
     args = parser.parse_args()
     settings = Settings()
-    encoder = load_question_encoder(settings)
-    index = ensure_index(settings)
+    index, encoder = load_parts(settings)
     engine = Engine(index, encoder, settings)
 
     def embed(texts: list[str]) -> np.ndarray:

@@ -23,8 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
 from bot.engine import Engine  # noqa: E402
-from bot.retrieval.index import ensure_index  # noqa: E402
-from bot.retrieval.onnx_encoder import load_question_encoder  # noqa: E402
+from bot.eval import load_parts  # noqa: E402
 from bot.text.vietnamese import fold, has_diacritics, normalize  # noqa: E402
 
 _SYLLABLE = re.compile(r"[^\W\d_]+")
@@ -35,8 +34,8 @@ def main() -> None:
     parser.add_argument("sets", nargs="+", type=Path, help="evaluation folders with a procedure_questions.jsonl")
     args = parser.parse_args()
     settings = Settings()
-    index = ensure_index(settings)
-    engine = Engine(index, load_question_encoder(settings), settings)
+    index, encoder = load_parts(settings)
+    engine = Engine(index, encoder, settings)
     print("| set | questions | syllables right | questions right | ms per question |")
     print("|---|---:|---:|---:|---:|")
     confusions: Counter[tuple[str, str]] = Counter()
