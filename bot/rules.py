@@ -12,8 +12,9 @@ or entry raises :class:`RuleError` naming the file, the set and the entry, when 
 
 An entry may be written with its diacritics ("trận đấu", "bị (sốt|ho|cảm)") where its folded form is also another
 phrase ("tràn dầu", "bị cấm"). :meth:`PatternSet.search` reads every entry folded, as before; :meth:`PatternSet.agrees`
-reads such an entry as the lexicon reads its terms (bot/text/lexicon.py): a letter the citizen typed bare matches
-it, a letter typed with other marks does not, so "bị cấm xuất cảnh" is not "bị cảm" while "bi cam" may be.
+reads the diacritics the citizen typed: a match typed without any mark is the entry, one typed with marks must carry
+the entry's own, so "bị cấm xuất cảnh" is not "bị cảm" while "bi cam" may be. (Stricter than the lexicon, which
+checks word by word: "danh dự bao lâu" is not "dự báo".)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bot.text.vietnamese import fold, normalize
+from bot.text.vietnamese import fold, has_diacritics, normalize
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 _SET_KEYS = frozenset({"words", "patterns", "guarded"})
@@ -68,19 +69,15 @@ class PatternSet:
         return any(fold(m[0]) == m[0] or self.exact.fullmatch(m[0]) for m in self.marked.finditer(typed))
 
 
-def marked(entry: str) -> bool:
-    """Whether a rule entry is written with diacritics."""
-    return fold(entry) != entry.lower()
-
-
 def folded_pattern(pattern: str) -> str:
     """``pattern`` with its diacritics removed (escapes and ASCII kept as written): the entry read on folded text."""
     return "".join(c if c.isascii() else fold(c) for c in normalize(pattern))
 
 
 def typed_pattern(pattern: str) -> str:
-    """``pattern`` (written with diacritics) for typed text that agrees with them: each marked letter also matches
-    its bare form, so "trận đấu" matches "tran dau" and "trận đấu" but not "tràn dầu".
+    """``pattern`` (written with diacritics) for finding, in typed text, the spans that could be it: each marked letter
+    also matches its bare form, so "trận đấu" finds "tran dau" and "trận đấu" but not "tràn dầu" (a span found typed
+    with some marks must then be the entry as written: :meth:`PatternSet.agrees`).
 
     >>> typed_pattern("đùa (đi|chút)")
     '[đd][ùu]a ([đd]i|ch[úu]t)'
@@ -151,15 +148,16 @@ def pattern_set(name: str, entry: object, where: str, placeholders: Mapping[str,
     except RuleError as exc:
         raise RuleError(f"{where}: '{name}.patterns': {exc}") from None
     words, patterns = entry.get("words") or [], entry.get("patterns") or []
-    if not any(map(marked, [*words, *patterns])):
+    if not any(map(has_diacritics, [*words, *patterns])):
         return PatternSet(name, re.compile(source), guarded)
-    bare = pattern_source({"words": [w for w in words if not marked(w)],
-                           "patterns": [p for p in patterns if not marked(p)]}, placeholders)  # fmt: skip
-    own = [w for w in words if marked(w)]
+    bare = pattern_source({"words": [w for w in words if not has_diacritics(w)],
+                           "patterns": [p for p in patterns if not has_diacritics(p)]}, placeholders)  # fmt: skip
+    own = [w for w in words if has_diacritics(w)]
+    own_patterns = [p for p in patterns if has_diacritics(p)]
     exact = [r"\b(" + "|".join(normalize(w).lower() for w in own) + r")\b"] if own else []
-    exact += [normalize(p).lower() for p in patterns if marked(p)]
+    exact += [normalize(p).lower() for p in own_patterns]
     typed = [r"\b(" + "|".join(map(typed_pattern, own)) + r")\b"] if own else []
-    typed += [typed_pattern(p) for p in patterns if marked(p)]
+    typed += [typed_pattern(p) for p in own_patterns]
     return PatternSet(name, re.compile(source), guarded, re.compile(bare) if bare else None,
                       re.compile("|".join(typed)), re.compile("|".join(exact)))  # fmt: skip
 

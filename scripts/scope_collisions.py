@@ -36,10 +36,10 @@ from bot.engine import NLU_EXAMPLES  # noqa: E402
 from bot.knowledge.procedures import load_procedures  # noqa: E402
 from bot.learning.corpus import generate, off_topic_questions  # noqa: E402
 from bot.learning.train import in_domain_questions  # noqa: E402
-from bot.rules import load_rules, marked, pattern_set  # noqa: E402
+from bot.rules import load_rules, pattern_set  # noqa: E402
 from bot.text.diacritics import conversation_texts  # noqa: E402
 from bot.text.lexicon import load_lexicon  # noqa: E402
-from bot.text.vietnamese import fold, normalize  # noqa: E402
+from bot.text.vietnamese import fold, has_diacritics, normalize  # noqa: E402
 
 
 def strings(value: object) -> Iterator[str]:
@@ -119,10 +119,10 @@ def main() -> None:
                     continue
                 shown = []
                 for spelling, n in found.most_common(6):
-                    agrees = rules.agrees(fold(spelling), spelling) if marked(entry) else None
+                    agrees = rules.agrees(fold(spelling), spelling) if has_diacritics(entry) else None
                     shown.append(f"{spelling!r} {n}" + ("" if agrees is None else (" (agrees)" if agrees else "")))
                 guarded = "guarded" if topic.get("guarded") else "unguarded"
-                written = "written with marks" if marked(entry) else "written bare"
+                written = "written with marks" if has_diacritics(entry) else "written bare"
                 print(f"{category} ({guarded}) {entry!r}, {written}: " + ", ".join(shown))
 
 
