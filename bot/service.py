@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from bot.answer.options import offered_options
 from bot.config import Settings
 from bot.conversation import AlreadyAnswered, ConversationStore, StateConflict
-from bot.domain import ConversationState, Mode, Option, Reply
+from bot.domain import ConversationState, Mode, Option, Reply, Source
 from bot.engine import Engine
 from bot.events import publisher_for
 from bot.faq import FaqMatcher, FaqStore, faq_answer
@@ -318,5 +318,6 @@ def _replay(session_id: str, response: dict) -> ChatTurn:
     """A retried message's first answer, as a turn (its reply rebuilt for logs; the channel sends ``replayed``)."""
     # a warning: the first answer was lost on its way to the client (a dropped connection, an instance that died)
     log.warning("a retried message of %s was answered before: its answer is sent again", session_id)
+    sources = [Source(**source) for source in response.get("sources") or []]  # our own stored contract
     return ChatTurn(Reply(str(response.get("question", "")), str(response.get("reply", "")),
-                          response.get("intent"), bool(response.get("fallback"))), replayed=response)
+                          response.get("intent"), bool(response.get("fallback")), sources), replayed=response)

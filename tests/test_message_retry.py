@@ -118,3 +118,14 @@ def test_two_instances_retrying_one_message_at_once_record_it_once(assistant) ->
             assert conn.execute(select(func.count()).select_from(chat_receipts)).scalar_one() == len(questions)
         first.store.db.dispose()
         second.store.db.dispose()
+
+
+def test_a_replayed_answer_keeps_its_sources_for_whoever_reads_the_turn() -> None:
+    """A retry racing its first attempt gets the stored answer; the rebuilt reply carries the same sources (the
+    KPI and log code read them), not an empty list."""
+    from bot.service import _replay
+
+    source = {"id": "1.014064", "kind": "procedure", "title": "Cấp lại thẻ căn cước", "url": None, "score": 1.0}
+    turn = _replay("s-1", {"question": "lệ phí bao nhiêu", "reply": "…", "intent": "ask_fee", "fallback": False,
+                           "sources": [source]})
+    assert [s.id for s in turn.reply.sources] == ["1.014064"] and turn.contract()["sources"] == [source]
